@@ -1,0 +1,60 @@
+# adlake: `make demo` and `make test` install whatever is missing, then run.
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+UV := $(PYTHON) -m uv
+SETUP_STAMP := $(VENV)/.adlake-setup
+APT_PACKAGES := ffmpeg espeak-ng sox fonts-dejavu-core
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+export ADLAKE_HOME ?= $(CURDIR)/.adlake
+
+.PHONY: setup system-deps java python-deps demo test test-fast bench lint clean
+
+setup: system-deps java python-deps ## install everything the project needs (idempotent)
+
+system-deps: ## ffmpeg, espeak-ng, sox and a font for the synthetic corpus, via apt
+	@missing=""; \
+	for pair in ffmpeg:ffmpeg ffprobe:ffmpeg espeak-ng:espeak-ng sox:sox; do \
+	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \
+	[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || missing="$$missing fonts-dejavu-core"; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing system packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+java: ## Spark needs Java 17 or newer
+	@v=$$(java -version 2>&1 | sed -n 's/.*version "\([0-9]*\).*/\1/p' | head -1); \
+	if [ -z "$$v" ] || [ "$$v" -lt 17 ]; then \
+	  echo "Java 17+ is required by Spark (found: $${v:-none}); trying apt openjdk-17-jre-headless"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq openjdk-17-jre-headless >/dev/null \
+	    || { echo "ERROR: install Java 17 (e.g. openjdk-17-jre-headless) and retry"; exit 1; }; \
+	fi
+
+python-deps: $(SETUP_STAMP)
+
+# The locked environment (uv.lock). whisperx pins torch 2.8 with its CUDA wheels (~9 GB): cached in .venv
+# and in uv's cache, so only the first install pays for it.
+$(SETUP_STAMP): uv.lock pyproject.toml
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv || $(PYTHON) -m pip install --quiet --user uv
+	$(UV) sync --frozen
+	@touch $@
+
+demo: setup ## synthesize a corpus, serve it, ingest it through Airflow, show the lake
+	ADLAKE_ENV=$${ADLAKE_ENV:-local} $(BIN)/adlake demo
+
+test: setup ## the whole suite (slow tests included)
+	ADLAKE_ENV=test $(BIN)/pytest
+
+test-fast: setup
+	ADLAKE_ENV=test $(BIN)/pytest -m "not slow"
+
+bench: setup ## benchmarks, each against a baseline measured in the same run
+	ADLAKE_ENV=test $(BIN)/python -m bench
+
+lint: setup ## ruff, including its Airflow rules
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf .adlake .pytest_cache .ruff_cache

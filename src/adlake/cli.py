@@ -1,0 +1,267 @@
+"""The ``adlake`` command line (contract: synth, serve, run, tables, show; plus demo)."""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import json
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="adlake: the ad-video data lifecycle.")
+console = Console(stderr=True)
+out = Console(width=None if sys.stdout.isatty() else 160)
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")]
+
+
+def _print_json(value: Any) -> None:
+    sys.stdout.write(json.dumps(value, indent=2, default=str) + "\n")
+
+
+@contextlib.contextmanager
+def _stdout_to_stderr() -> Iterator[None]:
+    """Send everything written to fd 1 (Airflow's task logs included) to stderr, keeping stdout for results."""
+    sys.stdout.flush()
+    saved = os.dup(1)
+    os.dup2(2, 1)
+    try:
+        yield
+    finally:
+        sys.stdout.flush()
+        os.dup2(saved, 1)
+        os.close(saved)
+
+
+def _settings():
+    from adlake.config import get_settings
+
+    return get_settings()
+
+
+@app.command()
+def synth(
+    out_dir: Annotated[Path, typer.Argument(metavar="OUT", help="Folder to write the corpus to.")],
+    n: Annotated[int, typer.Option("--n", help="Good ads to generate (bad inputs come on top).")] = 24,
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+    base_url: Annotated[str, typer.Option(help="Base URL the manifest points at (see adlake serve).")] = (
+        "http://127.0.0.1:8765"),
+    metadata_only: Annotated[bool, typer.Option("--metadata-only", help="Only a manifest, no media.")] = False,
+    rows: Annotated[int, typer.Option(help="Rows of a --metadata-only manifest.")] = 1_570_000,
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a synthetic ad corpus (media, manifest, ground truth), or a metadata-only manifest."""
+    from adlake.synth import generate, generate_metadata_manifest
+
+    if metadata_only:
+        with console.status(f"writing {rows:,} manifest rows"):
+            summary = generate_metadata_manifest(out_dir / "manifest.parquet", rows=rows, seed=seed)
+    else:
+        from rich.progress import Progress
+
+        with Progress(console=console, transient=True) as progress:
+            bar = progress.add_task("synthesizing ads", total=n)
+            result = generate(out_dir, n=n, seed=seed, base_url=base_url,
+                              progress=lambda msg: progress.update(bar, advance=1, description=msg))
+        summary = result.__dict__
+    if as_json:
+        _print_json(summary)
+    else:
+        for k, v in summary.items():
+            out.print(f"[bold]{k}[/]: {v}")
+
+
+@app.command()
+def serve(
+    directory: Annotated[Path, typer.Argument(metavar="DIR")],
+    port: Annotated[int, typer.Option("--port")] = 8765,
+) -> None:
+    """Serve a folder over HTTP on 127.0.0.1 until interrupted."""
+    from adlake.serve import make_server
+
+    server = make_server(directory, port, quiet=False)
+    console.print(f"serving {directory} at http://127.0.0.1:{server.server_address[1]}/ (Ctrl-C stops)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.server_close()
+
+
+def _parse_params(params: list[str]) -> dict[str, Any]:
+    conf: dict[str, Any] = {}
+    for item in params:
+        if "=" not in item:
+            raise typer.BadParameter(f"expected KEY=VALUE, got {item!r}", param_hint="--param")
+        key, value = item.split("=", 1)
+        try:
+            conf[key] = json.loads(value) if value[:1] in "[{" else value
+        except json.JSONDecodeError:
+            conf[key] = value
+    return conf
+
+
+def _describe(output: Any) -> str:
+    """One line of what a task returned: its counts and the table versions it wrote."""
+    if not isinstance(output, dict):
+        return "" if output is None else json.dumps(output, default=str)
+    parts = [f"{k}={v}" for k, v in output.items() if isinstance(v, int | float) and not isinstance(v, bool)]
+    for k, v in output.items():
+        if isinstance(v, dict) and k != "wrote" and v:
+            parts.append(f"{k}={json.dumps(v)}")
+    wrote = output.get("wrote") or {}
+    if wrote:
+        parts.append("wrote " + ", ".join(f"{t}@v{v}" for t, v in wrote.items()))
+    return "  ".join(parts)
+
+
+def _print_outcome(outcome) -> None:
+    colour = "green" if outcome.ok else "red"
+    out.print(f"[bold]{outcome.dag_id}[/] · {outcome.run_id} · [{colour}]{outcome.state}[/]")
+    for t in outcome.tasks:
+        name = t.task_id + (f"[{t.map_index}]" if t.map_index >= 0 else "")
+        tcolour = "green" if t.state in ("success", "skipped") else "red"
+        out.print(f"  {name:<28} [{tcolour}]{t.state:<8}[/] try {t.try_number}  {_describe(t.output)}")
+
+
+@app.command()
+def run(
+    dag_id: Annotated[str, typer.Argument(metavar="DAG_ID")],
+    param: Annotated[list[str], typer.Option("--param", help="DAG param KEY=VALUE (repeatable).")] = [],  # noqa: B006
+    as_json: JsonOpt = False,
+) -> None:
+    """Run one DAG end to end through Airflow; exit non-zero if any task failed."""
+    from adlake.orchestration import prepare_airflow, run_dag
+
+    settings = _settings()
+    conf = _parse_params(param)
+    with _stdout_to_stderr():
+        console.print(f"preparing Airflow in {settings.airflow.home}")
+        prepare_airflow(settings)
+        console.print(f"running {dag_id} with {conf or 'default params'}")
+        outcome = run_dag(settings, dag_id, conf)
+    if as_json:
+        _print_json(outcome.as_dict())
+    else:
+        _print_outcome(outcome)
+    if not outcome.ok:
+        console.print(f"[red]{dag_id} did not succeed: {outcome.state}[/]")
+        raise typer.Exit(1)
+
+
+def _lake():
+    from adlake.lake import Lake
+    from adlake.provenance import RunContext
+
+    return Lake(RunContext.create("cli", settings=_settings()))
+
+
+def table_summaries() -> list[dict[str, Any]]:
+    from schemas import TABLES
+
+    lake = _lake()
+    rows = []
+    for name, spec in TABLES.items():
+        if not lake.exists(spec):
+            rows.append({"table": name, "exists": False})
+            continue
+        last = lake.history(spec, 1)[0]
+        rows.append({
+            "table": name, "exists": True, "version": lake.version(spec), "rows": lake.count(spec),
+            "last_operation": last.get("adlake.operation") or last.get("operation"),
+            "last_run_id": last.get("adlake.run_id"),
+            "last_commit": dt.datetime.fromtimestamp(last["timestamp"] / 1000, dt.UTC).isoformat(timespec="seconds"),
+        })
+    return rows
+
+
+@app.command()
+def tables(
+    show_all: Annotated[bool, typer.Option("--all", help="Also list tables not created yet.")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Every table with its current version, row count and last operation."""
+    rows = [r for r in table_summaries() if r["exists"] or show_all]
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(title=f"lake: {_settings().lake.uri}")
+    for c in ("table", "version", "rows", "last operation", "last run", "last commit (UTC)"):
+        table.add_column(c, justify="right" if c in ("version", "rows") else "left")
+    for r in rows:
+        if r["exists"]:
+            table.add_row(r["table"], str(r["version"]), f"{r['rows']:,}", str(r["last_operation"]),
+                          str(r["last_run_id"]), r["last_commit"])
+        else:
+            table.add_row(r["table"], "-", "-", "not created", "", "")
+    out.print(table)
+
+
+@app.command()
+def show(
+    table_name: Annotated[str, typer.Argument(metavar="TABLE")],
+    version: Annotated[int | None, typer.Option("--version", help="Read this table version.")] = None,
+    limit: Annotated[int, typer.Option("--limit")] = 20,
+    as_json: JsonOpt = False,
+) -> None:
+    """Rows of one table, at its latest version or at --version."""
+    from schemas import get
+
+    spec = get(table_name)
+    data = _lake().read(spec, version=version, limit=limit)
+    rows = data.to_pylist()
+    if as_json:
+        _print_json(rows)
+        return
+    table = Table(title=f"{table_name} (version {version if version is not None else 'latest'}, {len(rows)} rows)")
+    for c in data.column_names:
+        table.add_column(c, overflow="fold")
+    for r in rows:
+        table.add_row(*("" if v is None else str(v) for v in r.values()))
+    out.print(table)
+
+
+@app.command()
+def demo(
+    n: Annotated[int, typer.Option("--n")] = 12,
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+    port: Annotated[int, typer.Option("--port")] = 8765,
+    crawl_date: Annotated[str, typer.Option(help="Crawl date the manifest lands under.")] = "2026-11-01",
+) -> None:
+    """Synthesize a corpus, serve it on 127.0.0.1, ingest it through Airflow and show the lake."""
+    from adlake.serve import serving
+
+    settings = _settings()
+    corpus = settings.home / "corpus" / f"seed{seed}-n{n}"
+    if not (corpus / "ground_truth.json").exists():
+        console.rule("1/3 synthesize")
+        synth(corpus, n=n, seed=seed, base_url=f"http://127.0.0.1:{port}", metadata_only=False, rows=0,
+              as_json=False)
+    else:
+        console.print(f"corpus already at {corpus}")
+    truth = json.loads((corpus / "ground_truth.json").read_text())
+    with serving(corpus, port) as url:
+        console.rule(f"2/3 ads_ingest (corpus served at {url})")
+        run("ads_ingest", param=[f"manifest={corpus / 'manifest.parquet'}", f"crawl_date={crawl_date}"],
+            as_json=False)
+    console.rule("3/3 lake")
+    tables(show_all=False, as_json=False)
+    out.print(f"manifest rows: {truth['manifest_rows']} · corpus: {corpus} · lake: {settings.lake.uri} · "
+              f"MLflow: {settings.mlflow.tracking_uri}")
+
+
+def main() -> None:  # pragma: no cover
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

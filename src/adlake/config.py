@@ -1,0 +1,201 @@
+"""Configuration: conf/base.yaml, then conf/<ADLAKE_ENV>.yaml, then ADLAKE__SECTION__KEY variables.
+
+Validated by pydantic-settings. ``fingerprint()`` is a stable hash of the effective configuration
+(secret values excluded) that every job records next to what it wrote.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+ROOT = Path(__file__).resolve().parents[2]
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+# Keys whose values may be secrets: never part of the fingerprint or of printed config.
+_SECRET_SECTIONS = ("storage_options",)
+
+
+class ConfigError(ValueError):
+    pass
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LakeConf(_Section):
+    uri: str | None = None
+    storage_options: dict[str, str] = Field(default_factory=dict)
+    merge_batch_rows: int = Field(200_000, gt=0)
+    max_commit_retries: int = Field(10, ge=0)
+
+
+class MediaConf(_Section):
+    uri: str | None = None
+    storage_options: dict[str, str] = Field(default_factory=dict)
+
+
+class SparkConf(_Section):
+    master: str = "local[*]"
+    connect_url: str | None = None
+    app_name: str = "adlake"
+    conf: dict[str, str] = Field(default_factory=dict)
+
+
+class RayConf(_Section):
+    address: str | None = None
+    num_cpus: int | None = None
+
+
+class MlflowConf(_Section):
+    tracking_uri: str | None = None
+    registry_uri: str | None = None
+    artifact_root: str | None = None
+    experiment_prefix: str = "adlake"
+
+
+class AirflowConf(_Section):
+    home: str | None = None
+    sql_alchemy_conn: str | None = None  # default: SQLite under the Airflow home
+    task_retries: int = Field(2, ge=0)
+    retry_delay_s: int = Field(30, ge=0)
+    log_level: str = "WARNING"  # of Airflow's own logging during `adlake run`
+
+
+class IngestConf(_Section):
+    landing_uri: str | None = None
+    allowed_schemes: list[str] = Field(default_factory=lambda: ["http", "https", "s3", "gs"])
+    manifest_formats: list[str] = Field(default_factory=lambda: ["parquet", "csv", "jsonl"])
+
+
+def _deep_merge(base: dict, over: dict) -> dict:
+    out = dict(base)
+    for k, v in over.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
+def _interpolate(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _interpolate(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_interpolate(v) for v in value]
+    if isinstance(value, str):
+        def sub(m: re.Match) -> str:
+            var, default = m.group(1), m.group(2)
+            if var in os.environ:
+                return os.environ[var]
+            if default is not None:
+                return default
+            raise ConfigError(f"configuration references ${{{var}}} but it is not set in the environment")
+        return _ENV_REF.sub(sub, value)
+    return value
+
+
+def conf_dir() -> Path:
+    return Path(os.environ.get("ADLAKE_CONF_DIR", ROOT / "conf"))
+
+
+def _read_yaml(path: Path) -> dict:
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{path}: invalid YAML: {e}") from e
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping at the top level")
+    return data
+
+
+class _YamlSource(PydanticBaseSettingsSource):
+    """base.yaml deep-merged with the environment's overlay, with ${VAR} references resolved."""
+
+    def __init__(self, settings_cls: type[BaseSettings], env: str):
+        super().__init__(settings_cls)
+        self.env = env
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - __call__ is used instead
+        return None, field_name, False
+
+    def __call__(self) -> dict[str, Any]:
+        base = conf_dir() / "base.yaml"
+        data = _read_yaml(base) if base.exists() else {}
+        overlay = conf_dir() / f"{self.env}.yaml"
+        if self.env != "base":
+            if not overlay.exists():
+                raise ConfigError(f"ADLAKE_ENV={self.env!r} but {overlay} does not exist")
+            data = _deep_merge(data, _read_yaml(overlay))
+        return _interpolate(data)
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="ADLAKE__", env_nested_delimiter="__", extra="forbid")
+
+    env: str = "local"
+    home: Path = Path(".adlake")
+    lake: LakeConf = Field(default_factory=LakeConf)
+    media: MediaConf = Field(default_factory=MediaConf)
+    spark: SparkConf = Field(default_factory=SparkConf)
+    ray: RayConf = Field(default_factory=RayConf)
+    mlflow: MlflowConf = Field(default_factory=MlflowConf)
+    airflow: AirflowConf = Field(default_factory=AirflowConf)
+    ingest: IngestConf = Field(default_factory=IngestConf)
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings):
+        env = os.environ.get("ADLAKE_ENV", "local")
+        # Later sources lose: explicit arguments, then ADLAKE__ variables, then YAML.
+        return init_settings, env_settings, _YamlSource(settings_cls, env)
+
+    @model_validator(mode="after")
+    def _derive_defaults(self) -> Settings:
+        self.home = self.home.expanduser().resolve()
+        h = self.home
+        self.lake.uri = self.lake.uri or str(h / "lake")
+        self.media.uri = self.media.uri or str(h / "media")
+        self.mlflow.tracking_uri = self.mlflow.tracking_uri or f"sqlite:///{h / 'mlflow' / 'mlflow.db'}"
+        self.mlflow.artifact_root = self.mlflow.artifact_root or str(h / "mlflow" / "artifacts")
+        self.airflow.home = self.airflow.home or str(h / "airflow")
+        self.ingest.landing_uri = self.ingest.landing_uri or str(h / "landing")
+        return self
+
+    def public_dict(self) -> dict[str, Any]:
+        """The effective configuration with secret values replaced by their key names."""
+        data = self.model_dump(mode="json")
+
+        def scrub(d: Any) -> Any:
+            if isinstance(d, dict):
+                return {k: (sorted(v) if k in _SECRET_SECTIONS and isinstance(v, dict) else scrub(v))
+                        for k, v in d.items()}
+            return d
+
+        return scrub(data)
+
+    def fingerprint(self) -> str:
+        blob = json.dumps(self.public_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(blob.encode()).hexdigest()[:16]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the configuration now (no caching); ``overrides`` win over everything."""
+    env = os.environ.get("ADLAKE_ENV", "local")
+    home = overrides.pop("home", None) or os.environ.get("ADLAKE_HOME") or os.environ.get("ADLAKE__HOME")
+    kwargs: dict[str, Any] = {"env": env, **overrides}
+    if home:
+        kwargs["home"] = Path(home)
+    return Settings(**kwargs)
+
+
+@functools.lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide configuration; call ``get_settings.cache_clear()`` after changing the environment."""
+    return load_settings()

@@ -1,0 +1,94 @@
+"""One MLflow run per job invocation, tied to the adlake run id and the Airflow run when there is one."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from adlake.provenance import RunContext, git_sha
+
+
+def _artifact_location(root: str, experiment: str) -> str:
+    if "://" in root:
+        return f"{root.rstrip('/')}/{experiment}"
+    path = Path(root) / experiment
+    path.mkdir(parents=True, exist_ok=True)
+    return path.as_uri()
+
+
+def configure(ctx: RunContext) -> None:
+    import mlflow
+
+    conf = ctx.settings.mlflow
+    if conf.tracking_uri.startswith("sqlite:///"):
+        Path(conf.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(conf.tracking_uri)
+    mlflow.set_registry_uri(conf.registry_uri or conf.tracking_uri)
+
+
+def experiment_id(ctx: RunContext, name: str) -> str:
+    import mlflow
+
+    full = f"{ctx.settings.mlflow.experiment_prefix}/{name}"
+    found = mlflow.get_experiment_by_name(full)
+    if found is not None:
+        return found.experiment_id
+    try:
+        return mlflow.create_experiment(full, artifact_location=_artifact_location(
+            ctx.settings.mlflow.artifact_root, name))
+    except mlflow.exceptions.MlflowException:  # created concurrently
+        return mlflow.get_experiment_by_name(full).experiment_id
+
+
+class JobRun:
+    """Thin handle on the active MLflow run."""
+
+    def __init__(self, run: Any):
+        self.run = run
+        self.run_id: str = run.info.run_id
+
+    def params(self, values: dict[str, Any]) -> None:
+        import mlflow
+
+        mlflow.log_params({k: ("null" if v is None else v) for k, v in values.items()})
+
+    def input_table(self, name: str, version: int | None) -> None:
+        # Logged as a parameter: MLflow's Delta dataset source drops version 0.
+        self.params({f"input.{name}.version": version})
+
+    def metrics(self, values: dict[str, float], step: int | None = None) -> None:
+        import mlflow
+
+        mlflow.log_metrics({k: float(v) for k, v in values.items() if v is not None}, step=step)
+
+    def summary(self, values: dict[str, Any], name: str = "summary.json") -> None:
+        import mlflow
+
+        mlflow.log_text(json.dumps(values, indent=2, sort_keys=True, default=str), name)
+
+    def artifact(self, path: str | os.PathLike, subdir: str | None = None) -> None:
+        import mlflow
+
+        mlflow.log_artifact(str(path), artifact_path=subdir)
+
+
+@contextlib.contextmanager
+def job_run(ctx: RunContext, *, experiment: str | None = None, params: dict[str, Any] | None = None,
+            inputs: dict[str, int | None] | None = None) -> Iterator[JobRun]:
+    """Open the MLflow run of one job invocation; it ends FAILED when the body raises."""
+    import mlflow
+
+    configure(ctx)
+    tags = {**ctx.stamp(), "mlflow.source.git.commit": git_sha()}
+    with mlflow.start_run(experiment_id=experiment_id(ctx, experiment or ctx.job), run_name=ctx.run_id,
+                          tags=tags) as run:
+        handle = JobRun(run)
+        handle.params({"config_fingerprint": ctx.config_fingerprint, "git_sha": git_sha(),
+                       "adlake_run_id": ctx.run_id, **(params or {})})
+        for name, version in (inputs or {}).items():
+            handle.input_table(name, version)
+        yield handle

@@ -1,0 +1,70 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from adlake.config import ConfigError, load_settings
+
+
+def test_base_plus_overlay_plus_env(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    s = load_settings()
+    assert s.env == "test"
+    assert s.spark.master == "local[2]"  # from conf/test.yaml
+    assert s.spark.conf["spark.sql.parquet.outputTimestampType"] == "TIMESTAMP_MICROS"  # kept from base.yaml
+    assert s.lake.uri == str(home.resolve() / "lake")
+    monkeypatch.setenv("ADLAKE__SPARK__MASTER", "spark://elsewhere:7077")
+    monkeypatch.setenv("ADLAKE__LAKE__MERGE_BATCH_ROWS", "77")
+    s2 = load_settings()
+    assert s2.spark.master == "spark://elsewhere:7077"
+    assert s2.lake.merge_batch_rows == 77
+    assert s2.spark.conf == s.spark.conf  # a single-key override leaves its siblings alone
+
+
+def test_fingerprint_is_stable_and_sensitive(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    a, b = load_settings().fingerprint(), load_settings().fingerprint()
+    assert a == b and len(a) == 16
+    monkeypatch.setenv("ADLAKE__RAY__NUM_CPUS", "1")
+    assert load_settings().fingerprint() != a
+
+
+def test_secrets_stay_out_of_the_fingerprint(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADLAKE__LAKE__STORAGE_OPTIONS", '{"AWS_SECRET_ACCESS_KEY": "s3cr3t-one"}')
+    first = load_settings()
+    monkeypatch.setenv("ADLAKE__LAKE__STORAGE_OPTIONS", '{"AWS_SECRET_ACCESS_KEY": "s3cr3t-two"}')
+    second = load_settings()
+    assert first.lake.storage_options["AWS_SECRET_ACCESS_KEY"] == "s3cr3t-one"
+    assert first.fingerprint() == second.fingerprint()
+    assert "s3cr3t" not in str(first.public_dict())
+
+
+def test_cluster_example_needs_its_secrets_from_the_environment(home: Path, monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    conf = Path(__file__).resolve().parents[1] / "conf"
+    (tmp_path / "conf").mkdir()
+    (tmp_path / "conf" / "base.yaml").write_text((conf / "base.yaml").read_text())
+    (tmp_path / "conf" / "cluster.yaml").write_text((conf / "cluster.example.yaml").read_text())
+    monkeypatch.setenv("ADLAKE_CONF_DIR", str(tmp_path / "conf"))
+    monkeypatch.setenv("ADLAKE_ENV", "cluster")
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID", raising=False)
+    with pytest.raises(ConfigError, match="AWS_ACCESS_KEY_ID"):
+        load_settings()
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "id")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
+    s = load_settings()
+    assert s.lake.uri == "s3://adlake-prod/lake"
+    assert s.ray.address == "ray://ray-head:10001"
+    assert s.spark.master == "spark://spark-master:7077"
+    assert s.lake.storage_options["AWS_REGION"] == "us-east-1"
+
+
+def test_unknown_keys_are_rejected(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADLAKE__SPARK__MASTERR", "typo")
+    with pytest.raises(ValueError, match="masterr"):
+        load_settings()
+
+
+def test_missing_overlay_is_an_error(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADLAKE_ENV", "nope")
+    with pytest.raises(ConfigError, match="nope.yaml"):
+        load_settings()
