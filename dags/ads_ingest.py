@@ -1,12 +1,17 @@
-"""ads_ingest: a crawl manifest → bronze.crawl_manifest (the rest of ingest follows in later tasks)."""
+"""ads_ingest: a crawl manifest → filtered ads → downloaded, probed, deduplicated videos.
+
+filter_manifest (Spark) → plan_shards → crawl_shard × N (mapped, in the bandwidth pool) → finalize,
+which commits bronze.videos and silver.ads and fails the run if any manifest row is unaccounted for.
+"""
 
 from __future__ import annotations
 
 import datetime as dt
 
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, dag, task
 
 from adlake.assets import asset
+from adlake.orchestration import CRAWL_POOL, job_argv
 
 
 @dag(
@@ -27,20 +32,32 @@ from adlake.assets import asset
     doc_md=__doc__,
 )
 def ads_ingest():
-    @task(outlets=[asset("bronze.crawl_manifest")], multiple_outputs=False)
-    def land_manifest() -> dict:
-        from jobs.land_manifest import main
+    @task(outlets=[asset("bronze.crawl_manifest"), asset("silver.ads")], multiple_outputs=False)
+    def filter_manifest() -> dict:
+        from jobs.filter_manifest import main
 
-        ctx = get_current_context()
-        params = ctx["params"]
-        crawl_date = params.get("crawl_date") or ctx["ds"]
-        argv = ["--run-id", ctx["run_id"], "--partition", crawl_date, "--dag-id", ctx["dag"].dag_id,
-                "--task-id", ctx["ti"].task_id]
-        if params.get("manifest"):
-            argv += ["--manifest", params["manifest"]]
-        return main(argv)
+        return main(job_argv(with_manifest=True))
 
-    land_manifest()
+    @task
+    def plan_shards(filtered: dict) -> list[dict]:
+        from jobs.crawl import main
+
+        return main([*job_argv(), "--plan"])["shards"]
+
+    @task(pool=CRAWL_POOL, multiple_outputs=False)
+    def crawl_shard(shard: dict) -> dict:
+        from jobs.crawl import main
+
+        return main([*job_argv(), "--shard", str(shard["shard"]), "--shards", str(shard["shards"])])
+
+    @task(outlets=[asset("bronze.videos"), asset("silver.ads")], multiple_outputs=False)
+    def finalize(shards: list[dict]) -> dict:
+        from jobs.finalize_ingest import main
+
+        return main(job_argv())
+
+    shards = plan_shards(filter_manifest())
+    finalize(crawl_shard.expand(shard=shards))
 
 
 ads_ingest()

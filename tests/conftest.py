@@ -39,8 +39,34 @@ def lake(ctx):
 @pytest.fixture(scope="session")
 def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A small real corpus (4 good ads plus the bad inputs), made once per session."""
+    import socket
+
     from adlake.synth import generate
 
+    with socket.socket() as s:  # a free port for serving it; its URLs are in the manifest
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
     out = tmp_path_factory.mktemp("corpus")
-    generate(out, n=4, seed=11)
+    generate(out, n=4, seed=11, base_url=f"http://127.0.0.1:{port}")
     return out
+
+
+def queue_ads(lake, day, urls: dict[str, str]) -> None:
+    """Put ads straight into the crawl queue (pending in silver.ads, landed in bronze.crawl_manifest),
+    as the Spark filter would, so crawl tests need no Spark."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from schemas.registry import ADS, CRAWL_MANIFEST
+
+    now = dt.datetime.now(dt.UTC)
+    manifest = [{"ad_id": a, "crawl_date": day, "url": u, "product_id": f"p_{a}", "product_name": "P",
+                 "selling_points": None, "industry": None, "advertiser_id": None, "title": None, "play_count": 10_000,
+                 "like_count": None, "published_at": None, "duration_s": None, "manifest_uri": "test",
+                 "row_number": i, "landed_at": now, "run_id": "queue"} for i, (a, u) in enumerate(sorted(urls.items()))]
+    ads = [{"ad_id": a, "crawl_date": day, "product_id": f"p_{a}", "video_id": None, "status": "pending",
+            "reason": None, "source_uri": u, "updated_at": now, "run_id": "queue"} for a, u in sorted(urls.items())]
+    lake.overwrite_partition(CRAWL_MANIFEST, pa.Table.from_pylist(manifest, schema=CRAWL_MANIFEST.schema),
+                             {"crawl_date": day})
+    lake.overwrite_partition(ADS, pa.Table.from_pylist(ads, schema=ADS.schema), {"crawl_date": day})

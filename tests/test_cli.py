@@ -32,39 +32,52 @@ def test_serve_exposes_a_folder_on_loopback(tmp_path: Path) -> None:
         assert httpx.get(f"{url}/missing").status_code == 404
 
 
+def media_files(home: Path) -> dict[str, int]:
+    return {str(p.relative_to(home)): p.stat().st_size for p in (home / "media").rglob("*")
+            if p.is_file() and "/tmp/" not in str(p)}
+
+
 @pytest.mark.slow
 @pytest.mark.airflow
-def test_run_ads_ingest_lands_the_manifest_and_is_idempotent(corpus: Path, tmp_path: Path) -> None:
+def test_ads_ingest_reconciles_every_ad_and_is_idempotent(corpus: Path, tmp_path: Path) -> None:
+    import datetime as dt
+    from urllib.parse import urlparse
+
+    from adlake.config import load_settings
+    from adlake.evaluate.ingest import check_against_truth
+    from adlake.lake import Lake
+    from adlake.provenance import RunContext
+
     home = tmp_path / "home"
     gt = json.loads((corpus / "ground_truth.json").read_text())
-    contract_breakers = sum(1 for t in gt["ads"].values()
-                            if t["expected"].get("error_class") in {"missing_field", "bad_url", "duplicate_ad_id",
-                                                                    "bad_value"})
     params = ["--param", f"manifest={corpus / 'manifest.parquet'}", "--param", "crawl_date=2026-11-01"]
-    first = adlake(home, "run", "ads_ingest", *params, "--json")
-    outcome = json.loads(first.stdout)
-    assert outcome["ok"] and [t["state"] for t in outcome["tasks"]] == ["success"]
-    summary = outcome["tasks"][0]["output"]
-    assert summary["rows"] == gt["manifest_rows"]
-    assert summary["landed"] + summary["quarantined"] == gt["manifest_rows"]
-    assert summary["quarantined"] == contract_breakers
+    with serving(corpus, port=urlparse(gt["base_url"]).port):
+        outcome = json.loads(adlake(home, "run", "ads_ingest", *params, "--json").stdout)
+        assert outcome["ok"]
+        tasks = [t["task_id"] for t in outcome["tasks"]]
+        assert tasks[0] == "filter_manifest" and tasks[-1] == "finalize" and "crawl_shard" in tasks
+        rec = outcome["tasks"][-1]["output"]["reconciliation"]
+        assert rec["balanced"] and rec["manifest_rows"] == gt["manifest_rows"]
+        assert rec["manifest_quarantined"] + rec["selected"] + rec["filtered"] + rec["crawl_quarantined"] == \
+            gt["manifest_rows"]
 
-    tables = {t["table"]: t for t in json.loads(adlake(home, "tables", "--json").stdout)}
-    assert tables["bronze.crawl_manifest"]["rows"] == gt["manifest_rows"] - contract_breakers
-    assert tables["ops.quarantine"]["rows"] == contract_breakers
+        lake = Lake(RunContext.create("test", settings=load_settings(home=str(home))))
+        check = check_against_truth(lake, corpus, dt.date(2026, 11, 1))
+        assert check.ok, check.mismatches
+        assert check.checked == gt["manifest_rows"]
 
-    adlake(home, "run", "ads_ingest", *params, "--json")
+        tables = {t["table"]: t for t in json.loads(adlake(home, "tables", "--json").stdout)}
+        media = media_files(home)
+        adlake(home, "run", "ads_ingest", *params, "--json")
     again = {t["table"]: t for t in json.loads(adlake(home, "tables", "--json").stdout)}
-    assert again["bronze.crawl_manifest"]["version"] == tables["bronze.crawl_manifest"]["version"]
     assert {k: v["rows"] for k, v in again.items()} == {k: v["rows"] for k, v in tables.items()}
+    for table in ("bronze.crawl_manifest", "bronze.videos"):
+        assert again[table]["version"] == tables[table]["version"], table
+    assert media_files(home) == media
 
-    shown = json.loads(adlake(home, "show", "bronze.crawl_manifest", "--limit", "3", "--json").stdout)
-    assert len(shown) == 3 and {"ad_id", "crawl_date", "url"} <= set(shown[0])
-    old = json.loads(adlake(home, "show", "bronze.crawl_manifest", "--version", "0", "--json").stdout)
-    assert old == []
-
-    human = adlake(home, "tables").stdout
-    assert "bronze.crawl_manifest" in human
+    shown = json.loads(adlake(home, "show", "silver.ads", "--limit", "3", "--json").stdout)
+    assert len(shown) == 3 and {"ad_id", "status", "video_id"} <= set(shown[0])
+    assert json.loads(adlake(home, "show", "bronze.videos", "--version", "0", "--json").stdout) == []
 
 
 @pytest.mark.slow

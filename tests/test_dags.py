@@ -37,11 +37,18 @@ def test_every_dag_file_imports_without_errors(dagbag) -> None:
 
 
 def test_ads_ingest_shape(dagbag) -> None:
+    from adlake.orchestration import CRAWL_POOL
+
     dag = dagbag[0]["ads_ingest"]
     assert set(dag.params.keys()) == {"manifest", "crawl_date"}
-    assert dag.max_active_runs == 1
-    outlets = {o.name for t in dag.tasks for o in t.outlets}
-    assert "bronze.crawl_manifest" in outlets
+    assert dag.max_active_runs == 1 and not dag.catchup
+    tasks = {t.task_id: t for t in dag.tasks}
+    assert set(tasks) == {"filter_manifest", "plan_shards", "crawl_shard", "finalize"}
+    assert tasks["crawl_shard"].pool == CRAWL_POOL
+    assert type(tasks["crawl_shard"]).__name__.endswith("MappedOperator")  # fanned out by dynamic task mapping
+    assert {o.name for o in tasks["finalize"].outlets} == {"bronze.videos", "silver.ads"}
+    assert {o.name for o in tasks["filter_manifest"].outlets} == {"bronze.crawl_manifest", "silver.ads"}
+    assert tasks["finalize"].upstream_task_ids == {"crawl_shard"}
 
 
 @pytest.mark.parametrize("path", sorted(DAGS_FOLDER.glob("*.py")), ids=lambda p: p.name)

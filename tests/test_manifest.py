@@ -8,11 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from adlake.ingest.manifest import ManifestError, find_manifest, land, read_manifest, validate
-from adlake.lake import Lake, Quarantine
-from adlake.provenance import RunContext
+from adlake.ingest.manifest import ManifestError, find_manifest, read_manifest, validate
 from adlake.synth.corpus import write_manifest
-from schemas.registry import CRAWL_MANIFEST
 
 ALLOWED = ["http", "https", "s3", "gs"]
 DAY = dt.date(2026, 11, 1)
@@ -80,34 +77,6 @@ def test_unparseable_jsonl_lines_are_quarantined_not_fatal(tmp_path: Path) -> No
     result = validate(read_manifest(str(path)), ALLOWED)
     assert [r[1] for r in result.rejected] == ["unparseable_row"]
     assert list(result.valid["ad_id"]) == ["a", "b"]
-
-
-def test_landing_accounts_for_every_row_and_is_idempotent(home: Path, tmp_path: Path) -> None:
-    rows = [row("a"), row("b"), row("c", url="ftp://x/y"), row("a"), row("d", play_count="many")]
-    path = write_manifest(rows[:4], tmp_path / "m.csv")
-    # CSV carries strings, so a non-numeric play_count can be expressed there
-    path.write_text(path.read_text() + '"d","https://x/d.mp4","p1","Lamp","x","home","adv1","t","many","1",'
-                    '"2026-10-01T10:00:00Z","3.0"\n')
-    lake = Lake(RunContext.create("land", run_id="r1"))
-    first = land(lake, str(path), DAY)
-    assert (first.rows, first.landed, first.quarantined) == (5, 2, 3)
-    assert first.by_error_class == {"bad_url": 1, "duplicate_ad_id": 1, "bad_value": 1}
-    q = Quarantine(lake).entries(stage="ingest.manifest", partition=DAY.isoformat())
-    assert sorted(q["error_class"].to_pylist()) == ["bad_url", "bad_value", "duplicate_ad_id"]
-    assert all(k.startswith("2026-11-01/") for k in q["entity_key"].to_pylist())
-
-    version = lake.version(CRAWL_MANIFEST)
-    again = land(Lake(RunContext.create("land", run_id="r2")), str(path), DAY)
-    assert again.skipped_write and lake.version(CRAWL_MANIFEST) == version
-    assert lake.count(CRAWL_MANIFEST) == 2
-    assert Quarantine(lake).entries().num_rows == 3
-
-    # the crawler fixes its manifest: the partition is replaced and the old entries resolved
-    fixed = write_manifest([row("a"), row("b"), row("c")], tmp_path / "fixed.parquet")
-    third = land(Lake(RunContext.create("land", run_id="r3")), str(fixed), DAY)
-    assert (third.landed, third.quarantined) == (3, 0)
-    assert Quarantine(lake).entries().num_rows == 0
-    assert Quarantine(lake).entries(status="resolved").num_rows == 3
 
 
 def test_find_manifest_in_the_landing_folder(tmp_path: Path) -> None:

@@ -61,7 +61,7 @@ def test_manifest_has_a_row_per_expected_outcome(corpus: Path) -> None:
     classes = {t["expected"].get("error_class") for t in gt["ads"].values()} - {None}
     assert {"truncated", "empty", "not_a_video", "unsafe_playlist", "http_error", "missing_field", "bad_url",
             "duplicate_ad_id", "bad_value"} <= classes
-    assert all(u.startswith("http://127.0.0.1:8765/") for u in manifest["url"].to_pylist() if u and "ftp" not in u)
+    assert all(u.startswith(gt["base_url"] + "/") for u in manifest["url"].to_pylist() if u and "ftp" not in u)
 
 
 def test_planning_is_deterministic_per_seed() -> None:

@@ -230,6 +230,25 @@ def show(
     out.print(table)
 
 
+def print_reconciliation(rec: dict[str, Any]) -> None:
+    table = Table(title=f"reconciliation · crawl date {rec['crawl_date']} · "
+                        f"{'balanced' if rec['balanced'] else 'NOT BALANCED'}")
+    table.add_column("where")
+    table.add_column("ads", justify="right")
+    table.add_column("detail")
+    table.add_row("manifest rows", str(rec["manifest_rows"]), "")
+    table.add_row("  quarantined at landing", str(rec["manifest_quarantined"]), "contract violations")
+    table.add_row("  landed", str(rec["landed"]), "bronze.crawl_manifest")
+    table.add_row("    selected with a video", str(rec["selected"]), f"{rec['videos']} distinct videos")
+    table.add_row("    filtered with a reason", str(rec["filtered"]), json.dumps(rec["by_reason"]))
+    table.add_row("    quarantined in the crawl", str(rec["crawl_quarantined"]), "")
+    table.add_row("    still pending", str(rec["pending"]), "")
+    table.add_row("error classes", str(sum(rec["by_error_class"].values())), json.dumps(rec["by_error_class"]))
+    out.print(table)
+    out.print(f"{rec['manifest_rows']} = {rec['manifest_quarantined']} + {rec['selected']} + {rec['filtered']} + "
+              f"{rec['crawl_quarantined']}" + ("" if rec["balanced"] else "  [red]does not add up[/]"))
+
+
 @app.command()
 def demo(
     n: Annotated[int, typer.Option("--n")] = 12,
@@ -237,26 +256,37 @@ def demo(
     port: Annotated[int, typer.Option("--port")] = 8765,
     crawl_date: Annotated[str, typer.Option(help="Crawl date the manifest lands under.")] = "2026-11-01",
 ) -> None:
-    """Synthesize a corpus, serve it on 127.0.0.1, ingest it through Airflow and show the lake."""
+    """Synthesize a corpus, serve it on 127.0.0.1, ingest it through Airflow, reconcile, show the lake."""
+    from adlake.evaluate.ingest import check_against_truth
+    from adlake.ingest.crawl import reconcile
     from adlake.serve import serving
 
     settings = _settings()
-    corpus = settings.home / "corpus" / f"seed{seed}-n{n}"
+    corpus = settings.home / "corpus" / f"seed{seed}-n{n}-port{port}"
     if not (corpus / "ground_truth.json").exists():
-        console.rule("1/3 synthesize")
+        console.rule("1/4 synthesize")
         synth(corpus, n=n, seed=seed, base_url=f"http://127.0.0.1:{port}", metadata_only=False, rows=0,
               as_json=False)
     else:
         console.print(f"corpus already at {corpus}")
-    truth = json.loads((corpus / "ground_truth.json").read_text())
     with serving(corpus, port) as url:
-        console.rule(f"2/3 ads_ingest (corpus served at {url})")
+        console.rule(f"2/4 ads_ingest through Airflow (corpus served at {url})")
         run("ads_ingest", param=[f"manifest={corpus / 'manifest.parquet'}", f"crawl_date={crawl_date}"],
             as_json=False)
-    console.rule("3/3 lake")
+    console.rule("3/4 reconciliation")
+    day = dt.date.fromisoformat(crawl_date)
+    lake = _lake()
+    print_reconciliation(reconcile(lake, day).as_dict())
+    check = check_against_truth(lake, corpus, day)
+    out.print(f"ground truth: {check.matched}/{check.checked} ads where the corpus says they belong")
+    for m in check.mismatches:
+        out.print(f"  [red]{m['ad']}[/]: expected {m['expected']}, found {m['found']}")
+    console.rule("4/4 lake")
     tables(show_all=False, as_json=False)
-    out.print(f"manifest rows: {truth['manifest_rows']} · corpus: {corpus} · lake: {settings.lake.uri} · "
+    out.print(f"corpus: {corpus} · lake: {settings.lake.uri} · media: {settings.media.uri} · "
               f"MLflow: {settings.mlflow.tracking_uri}")
+    if not check.ok:
+        raise typer.Exit(1)
 
 
 def main() -> None:  # pragma: no cover

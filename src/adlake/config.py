@@ -12,7 +12,7 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -34,6 +34,7 @@ class _Section(BaseModel):
 
 class LakeConf(_Section):
     uri: str | None = None
+    staging_uri: str | None = None  # Parquet written by Spark before delta-rs commits it
     storage_options: dict[str, str] = Field(default_factory=dict)
     merge_batch_rows: int = Field(200_000, gt=0)
     max_commit_retries: int = Field(10, ge=0)
@@ -71,10 +72,44 @@ class AirflowConf(_Section):
     log_level: str = "WARNING"  # of Airflow's own logging during `adlake run`
 
 
+class EngagementConf(_Section):
+    mode: Literal["threshold", "percentile"] = "threshold"
+    min_play_count: int = Field(1000, ge=0)  # mode threshold
+    percentile: float = Field(0.5, ge=0, le=1)  # mode percentile: keep ads at or above it within their industry
+    keep_unknown: bool = True  # ads without a play count
+
+
+class CrawlConf(_Section):
+    shard_size: int = Field(500, gt=0)  # ads per mapped crawl task
+    max_shards: int = Field(32, gt=0)
+    concurrency: int = Field(16, gt=0)  # downloads in flight per task
+    per_host: int = Field(4, gt=0)  # downloads in flight per host
+    connect_timeout_s: float = Field(5.0, gt=0)
+    read_timeout_s: float = Field(20.0, gt=0)  # between two reads
+    deadline_s: float = Field(600.0, gt=0)  # a whole download
+    max_bytes: int = Field(512 * 1024 * 1024, gt=0)
+    retries: int = Field(3, ge=0)  # after the first attempt, on timeouts, connection errors and 5xx
+    backoff_base_s: float = Field(0.5, ge=0)
+    backoff_max_s: float = Field(30.0, ge=0)
+    pool_slots: int = Field(4, gt=0)
+
+
+class ProbeConf(_Section):
+    timeout_s: float = Field(30.0, gt=0)
+    formats: list[str] = Field(default_factory=lambda: [
+        "mov", "mp4", "m4a", "3gp", "3g2", "mj2", "matroska", "webm", "avi", "flv", "mpegts"])
+    check_packets: bool = True  # read every packet once to find truncated or corrupt files
+
+
 class IngestConf(_Section):
     landing_uri: str | None = None
     allowed_schemes: list[str] = Field(default_factory=lambda: ["http", "https", "s3", "gs"])
     manifest_formats: list[str] = Field(default_factory=lambda: ["parquet", "csv", "jsonl"])
+    max_duration_s: float = Field(120.0, gt=0)
+    max_ads_per_product: int | None = Field(2, gt=0)
+    engagement: EngagementConf = Field(default_factory=EngagementConf)
+    crawl: CrawlConf = Field(default_factory=CrawlConf)
+    probe: ProbeConf = Field(default_factory=ProbeConf)
 
 
 def _deep_merge(base: dict, over: dict) -> dict:
@@ -161,6 +196,7 @@ class Settings(BaseSettings):
         self.home = self.home.expanduser().resolve()
         h = self.home
         self.lake.uri = self.lake.uri or str(h / "lake")
+        self.lake.staging_uri = self.lake.staging_uri or str(h / "staging")
         self.media.uri = self.media.uri or str(h / "media")
         self.mlflow.tracking_uri = self.mlflow.tracking_uri or f"sqlite:///{h / 'mlflow' / 'mlflow.db'}"
         self.mlflow.artifact_root = self.mlflow.artifact_root or str(h / "mlflow" / "artifacts")

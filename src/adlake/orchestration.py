@@ -16,6 +16,20 @@ from typing import Any
 from adlake.config import ROOT, Settings
 
 DAGS_FOLDER = ROOT / "dags"
+CRAWL_POOL = "adlake_bandwidth"  # the pool bounding concurrent downloads; its size is ingest.crawl.pool_slots
+
+
+def job_argv(with_manifest: bool = False) -> list[str]:
+    """Arguments for a job's main() from inside a running Airflow task: run id, crawl date, task identity."""
+    from airflow.sdk import get_current_context
+
+    ctx = get_current_context()
+    params = ctx["params"]
+    argv = ["--run-id", ctx["run_id"], "--partition", params.get("crawl_date") or ctx["ds"],
+            "--dag-id", ctx["dag"].dag_id, "--task-id", ctx["ti"].task_id]
+    if with_manifest and params.get("manifest"):
+        argv += ["--manifest", params["manifest"]]
+    return argv
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
@@ -44,13 +58,17 @@ def prepare_airflow(settings: Settings) -> None:
     from importlib.metadata import version
 
     stamp = home / ".adlake-migrated"
-    wanted = version("apache-airflow-core")
+    wanted = f"{version('apache-airflow-core')} pool={settings.ingest.crawl.pool_slots}"
     if stamp.exists() and stamp.read_text() == wanted:
         return
     res = subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], env={**os.environ},
                          capture_output=True, text=True)
     if res.returncode:
         raise RuntimeError(f"airflow db migrate failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+    from airflow.models.pool import Pool
+
+    Pool.create_or_update_pool(CRAWL_POOL, slots=settings.ingest.crawl.pool_slots,
+                               description="adlake crawl bandwidth", include_deferred=False)
     stamp.write_text(wanted)
 
 
@@ -112,8 +130,8 @@ def run_dag(settings: Settings, dag_id: str, conf: dict[str, Any]) -> DagOutcome
                 XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value"))
         }
         tis = run.get_task_instances(session=session)
+        ordered = sorted(tis, key=lambda ti: (ti.start_date is None, ti.start_date or 0, ti.map_index))
         tasks = [TaskOutcome(ti.task_id, ti.map_index, _state(ti.state), ti.try_number,
-                             outputs.get((ti.task_id, ti.map_index))) for ti in tis]
+                             outputs.get((ti.task_id, ti.map_index))) for ti in ordered]
     state = _state(run.state)
-    return DagOutcome(dag_id=dag_id, run_id=run.run_id, state=state,
-                      tasks=sorted(tasks, key=lambda t: (t.task_id, t.map_index)))
+    return DagOutcome(dag_id=dag_id, run_id=run.run_id, state=state, tasks=tasks)

@@ -1,7 +1,8 @@
-"""Crawl manifests (contract: Parquet, CSV or JSONL) read, checked row by row, and landed.
+"""Crawl manifests (contract: Parquet, CSV or JSONL): reading and the row-level contract checks.
 
-Rows that break the contract are quarantined with one error class each; the rest land in
-``bronze.crawl_manifest``, replacing only that crawl date's partition, so a rerun changes nothing.
+The checks are pandera checks on pandas batches, so the same code validates a small manifest here and
+each partition of a million-row manifest inside Spark (``adlake.ingest.filter``). Each failing row gets
+exactly one error class, the first of ``ERROR_CLASSES`` it breaks.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 from urllib.parse import urlparse
 
@@ -17,10 +17,6 @@ import fsspec
 import numpy as np
 import pandas as pd
 import pandera.pandas as pdr
-import pyarrow as pa
-
-from adlake.lake import Lake, Quarantine, QuarantineRecord
-from schemas.registry import CRAWL_MANIFEST
 
 STAGE = "ingest.manifest"
 REQUIRED = ("ad_id", "url", "product_id", "product_name")
@@ -204,13 +200,14 @@ def contract_schema(allowed_schemes: list[str]) -> pdr.DataFrameSchema:
     }, strict=False, coerce=False)
 
 
-@dataclass
-class Validation:
-    valid: pd.DataFrame  # typed rows that meet the contract
-    rejected: list[tuple[int, str, str]]  # (row number, error class, message)
+# Typed manifest columns as they leave validation (a Spark DDL of the same lives in ingest.filter).
+TYPED_COLUMNS = ("ad_id", "url", "product_id", "product_name", "selling_points", "industry", "advertiser_id",
+                 "title", "play_count", "like_count", "published_at", "duration_s")
 
 
-def validate(raw: pd.DataFrame, allowed_schemes: list[str]) -> Validation:
+def check_rows(raw: pd.DataFrame, allowed_schemes: list[str]) -> pd.DataFrame:
+    """Row-local contract checks of one batch: the typed columns plus ``error_class``, ``error_message``
+    and ``payload`` (the raw row as JSON, for rows that failed). Duplicates across rows are not checked here."""
     frame = normalise(raw)
     errors: dict[int, list[tuple[str, str]]] = {}
     try:
@@ -221,24 +218,51 @@ def validate(raw: pd.DataFrame, allowed_schemes: list[str]) -> Validation:
                 raise ManifestError(f"manifest cannot be validated: {case.check} on {case.column}") from exc
             check = str(case.check)
             cls = "missing_field" if check == "not_nullable" else check if check in ERROR_CLASSES else "bad_value"
-            raw_value = raw.at[int(case.index), case.column] if case.column in raw.columns else None
-            errors.setdefault(int(case.index), []).append(
-                (cls, f"{case.column}: {_message(case.column, cls, allowed_schemes)} (got {raw_value!r})"))
+            raw_value = raw.at[case.index, case.column] if case.column in raw.columns else None
+            errors.setdefault(case.index, []).append(
+                (cls, f"{case.column}: {_message(case.column, cls, allowed_schemes)} (got {_show(raw_value)})"))
     if "_unparseable" in raw.columns:
         for i in raw.index[raw["_unparseable"].notna()]:
-            errors[int(i)] = [("unparseable_row", f"line {i + 1} is not a JSON object: {raw.at[i, '_unparseable']!r}")]
-    seen: set[str] = set()
-    for i, ad_id in frame["ad_id"].items():
-        if ad_id is None or i in errors:
-            continue
-        if ad_id in seen:
-            errors[int(i)] = [("duplicate_ad_id", f"ad_id {ad_id!r} already occurs earlier in this manifest")]
-        seen.add(ad_id)
-    rejected = []
-    for i, errs in sorted(errors.items()):
+            errors[i] = [("unparseable_row", f"not a JSON object: {raw.at[i, '_unparseable']!r}")]
+    out = frame[list(TYPED_COLUMNS)].copy()
+    out["error_class"] = pd.Series([None] * len(out), index=out.index, dtype=object)
+    out["error_message"] = out["error_class"].copy()
+    out["payload"] = out["error_class"].copy()
+    for i, errs in errors.items():
         errs.sort(key=lambda e: ERROR_CLASSES.index(e[0]))
-        rejected.append((i, errs[0][0], "; ".join(m for _, m in errs)))
-    valid = frame.drop(index=list(errors)).assign(row_number=lambda f: f.index.astype("int64"))
+        out.at[i, "error_class"] = errs[0][0]
+        out.at[i, "error_message"] = "; ".join(m for _, m in errs)
+        row = {k: _show(v, raw_repr=False) for k, v in raw.loc[i].to_dict().items() if not k.startswith("_")}
+        out.at[i, "payload"] = json.dumps(row, default=str, sort_keys=True)
+        for c in TYPED_COLUMNS:  # an untypeable value must not travel further
+            if out.at[i, c] is INVALID:
+                out.at[i, c] = None
+    return out
+
+
+def _show(value: Any, raw_repr: bool = True) -> Any:
+    if isinstance(value, np.ndarray):
+        value = value.tolist()
+    return repr(value) if raw_repr else value
+
+
+@dataclass
+class Validation:
+    valid: pd.DataFrame  # typed rows that meet the contract, with their row_number
+    rejected: list[tuple[int, str, str]]  # (row number, error class, message)
+
+
+def validate(raw: pd.DataFrame, allowed_schemes: list[str]) -> Validation:
+    """All contract checks of a whole (small) manifest, duplicates included; Spark runs the same per batch."""
+    checked = check_rows(raw, allowed_schemes).assign(row_number=lambda f: f.index.astype("int64"))
+    ok = checked["error_class"].isna()
+    # Only valid rows count: the first valid occurrence of an ad id lands, later ones are duplicates.
+    dup = ok & checked["ad_id"].where(ok).duplicated(keep="first")
+    checked.loc[dup, "error_class"] = "duplicate_ad_id"
+    checked.loc[dup, "error_message"] = checked.loc[dup, "ad_id"].map(
+        lambda a: f"ad_id {a!r} already occurs earlier in this manifest")
+    rejected = [(int(i), r.error_class, r.error_message) for i, r in checked[checked["error_class"].notna()].iterrows()]
+    valid = checked[checked["error_class"].isna()].drop(columns=["error_class", "error_message", "payload"])
     return Validation(valid=valid, rejected=rejected)
 
 
@@ -249,75 +273,3 @@ def _message(column: str, error_class: str, allowed_schemes: list[str]) -> str:
         return f"must be an absolute URL with a scheme in {sorted(allowed_schemes)}"
     return {"selling_points": "must be a list of strings (CSV: '|'-separated)",
             "published_at": "must be an ISO-8601 timestamp"}.get(column, "must be a non-negative number")
-
-
-@dataclass
-class LandingResult:
-    manifest: str
-    crawl_date: str
-    rows: int
-    landed: int
-    quarantined: int
-    by_error_class: dict[str, int]
-    table_version: int | None
-    skipped_write: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return dict(self.__dict__)
-
-
-def land(lake: Lake, manifest_uri: str, crawl_date: dt.date) -> LandingResult:
-    """Validate a manifest and land it as the crawl date's partition of ``bronze.crawl_manifest``."""
-    settings = lake.settings
-    quarantine = Quarantine(lake)
-    partition = crawl_date.isoformat()
-    try:
-        raw = read_manifest(manifest_uri)
-    except ManifestError as e:
-        quarantine.add([QuarantineRecord(STAGE, f"{partition}/{manifest_uri}", e.error_class, str(e), partition)])
-        raise
-    result = validate(raw, settings.ingest.allowed_schemes)
-    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-    valid = result.valid
-    table = pa.table({
-        # from_pandas: pandas' NaN/NaT placeholders are nulls, not values.
-        **{c: pa.array(valid[c].tolist(), CRAWL_MANIFEST.schema.field(c).type, from_pandas=True)
-           for c in ("ad_id", "url", "product_id", "product_name", "selling_points", "industry", "advertiser_id",
-                     "title", "play_count", "like_count", "duration_s")},
-        "published_at": pa.array([None if v is None else v.to_pydatetime() for v in valid["published_at"]],
-                                 CRAWL_MANIFEST.schema.field("published_at").type),
-        "crawl_date": pa.array([crawl_date] * len(valid), pa.date32()),
-        "manifest_uri": pa.array([manifest_uri] * len(valid), pa.string()),
-        "row_number": pa.array(valid["row_number"].tolist(), pa.int64()),
-        "landed_at": pa.array([now] * len(valid), CRAWL_MANIFEST.schema.field("landed_at").type),
-        "run_id": pa.array([lake.ctx.run_id] * len(valid), pa.string()),
-    }).select(CRAWL_MANIFEST.schema.names)
-    write = lake.overwrite_partition(CRAWL_MANIFEST, table, {"crawl_date": crawl_date})
-    records = []
-    for row, cls, message in result.rejected:
-        ad_id = raw.at[row, "ad_id"] if raw.at[row, "ad_id"] is not None else "-"
-        payload = {k: v for k, v in raw.loc[row].to_dict().items() if not k.startswith("_")}
-        records.append(QuarantineRecord(STAGE, f"{partition}/{ad_id}@row{row}", cls, message, partition, payload))
-    if records:
-        quarantine.add(records)
-    # Entries of this crawl date that this landing no longer rejects were fixed upstream.
-    still_bad = {r.entity_key for r in records}
-    stale = quarantine.entries(stage=STAGE, partition=partition)
-    quarantine.resolve(STAGE, [k for k in stale["entity_key"].to_pylist() if k not in still_bad])
-    by_class: dict[str, int] = {}
-    for _, cls, _ in result.rejected:
-        by_class[cls] = by_class.get(cls, 0) + 1
-    return LandingResult(manifest=manifest_uri, crawl_date=partition, rows=len(raw), landed=table.num_rows,
-                         quarantined=len(records), by_error_class=by_class, table_version=write.version,
-                         skipped_write=write.skipped)
-
-
-def default_manifest(settings_landing_uri: str, crawl_date: dt.date) -> str:
-    return find_manifest(settings_landing_uri, crawl_date)
-
-
-def local_path(uri: str) -> Path | None:
-    parsed = urlparse(uri)
-    if parsed.scheme in ("", "file"):
-        return Path(parsed.path)
-    return None

@@ -409,7 +409,9 @@ def _bad_inputs(out: Path, plans: list[AdPlan], truth: dict, rows: list[dict], r
     source = videos / first.file_name
 
     def add(ad_id: str, file_name: str | None, expected: dict, *, row_url: str | None = "auto",
-            product=("pbad", "Broken Thing"), duration: float | None = None, **truth_extra) -> dict:
+            product: tuple | None = None, duration: float | None = None, **truth_extra) -> dict:
+        # each bad input is its own product, so per-product caps never hide what it is meant to test
+        product = product or (f"p_{ad_id}", "Broken Thing")
         row = _manifest_row(ad_id, f"{url}/videos/{file_name}" if row_url == "auto" else row_url,
                             product[0], product[1], ["does nothing"], rng, duration)
         rows.append(row)
@@ -419,8 +421,7 @@ def _bad_inputs(out: Path, plans: list[AdPlan], truth: dict, rows: list[dict], r
 
     data = source.read_bytes()
     (videos / "dup_copy.mp4").write_bytes(data)
-    add("bad_duplicate", "dup_copy.mp4", {"outcome": "selected", "shares_video_with": first.ad_id},
-        product=(first.product_id, first.product_name))
+    add("bad_duplicate", "dup_copy.mp4", {"outcome": "selected", "shares_video_with": first.ad_id})
     (videos / "truncated.mp4").write_bytes(data[: len(data) * 2 // 5])
     add("bad_truncated", "truncated.mp4", {"outcome": "quarantined", "error_class": "truncated"})
     (videos / "empty.mp4").write_bytes(b"")
@@ -434,7 +435,11 @@ def _bad_inputs(out: Path, plans: list[AdPlan], truth: dict, rows: list[dict], r
     render_long(videos / "long.mp4", MAX_AD_S + 5)
     add("bad_too_long", "long.mp4", {"outcome": "filtered", "reason": "too_long"}, duration_s=MAX_AD_S + 5,
         width=320, height=180, has_audio=True, has_video=True)
-    add("bad_claims_too_long", first.file_name, {"outcome": "filtered", "reason": "too_long"}, duration=150.0)
+    add("bad_claims_too_long", None, {"outcome": "filtered", "reason": "too_long"}, duration=150.0,
+        row_url=f"{url}/videos/{first.file_name}?variant=long")
+    _run(["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100:duration=4",
+          *AUDIO, "-map_metadata", "-1", "-fflags", "+bitexact", "-flags:a", "+bitexact", str(videos / "audio_only.mp4")])
+    add("bad_audio_only", "audio_only.mp4", {"outcome": "quarantined", "error_class": "no_video_stream"})
     # Rows that break the manifest contract: quarantined when the manifest is landed.
     add("bad_no_product", first.file_name, {"outcome": "quarantined", "error_class": "missing_field"},
         product=(None, "Nameless"))

@@ -1,0 +1,39 @@
+"""Commit a crawl's staged results: bronze.videos, silver.ads, ops.quarantine; then reconcile.
+
+    python -m jobs.finalize_ingest --partition 2026-11-01 --run-id ID
+
+Fails when the crawl date does not reconcile (some manifest row is in no place, or in two).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from adlake.ingest.crawl import finalize_crawl
+from adlake.jobs import cli, context, parse_date, parser
+from adlake.lake import Lake
+from adlake.tracking import job_run
+from schemas.registry import ADS, VIDEOS
+
+JOB = "finalize_ingest"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    args = parser(__doc__.splitlines()[0]).parse_args(argv)
+    if not args.run_id:
+        raise SystemExit("--run-id is required: it names the crawl whose results are committed")
+    crawl_date = parse_date(args.partition)
+    ctx = context(JOB, args)
+    lake = Lake(ctx)
+    with job_run(ctx, params={"crawl_date": crawl_date.isoformat()},
+                 inputs={ADS.name: lake.version(ADS), VIDEOS.name: lake.version(VIDEOS)}) as run:
+        summary = {"job": JOB, "run_id": ctx.run_id, **finalize_crawl(lake, crawl_date)}
+        rec = summary["reconciliation"]
+        run.metrics({k: v for k, v in rec.items() if isinstance(v, int) and not isinstance(v, bool)})
+        run.params({f"output.{t}.version": v for t, v in summary["wrote"].items()})
+        run.summary(summary)
+    return summary
+
+
+if __name__ == "__main__":
+    cli(main)

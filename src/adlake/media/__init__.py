@@ -1,0 +1,1 @@
+"""Media shared by the stages: the content-addressed store and safe probing with ffprobe."""
