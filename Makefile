@@ -51,7 +51,7 @@ test-fast: setup
 	ADLAKE_ENV=test $(BIN)/pytest -m "not slow"
 
 bench: setup ## benchmarks, each against a baseline measured in the same run
-	ADLAKE_ENV=test $(BIN)/python -m bench
+	ADLAKE_ENV=$${ADLAKE_ENV:-local} $(BIN)/python -m bench
 
 lint: setup ## ruff, including its Airflow rules
 	$(BIN)/ruff check .

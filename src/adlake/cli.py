@@ -253,10 +253,16 @@ def print_reconciliation(rec: dict[str, Any]) -> None:
 def demo(
     n: Annotated[int, typer.Option("--n")] = 12,
     seed: Annotated[int, typer.Option("--seed")] = 7,
-    port: Annotated[int, typer.Option("--port")] = 8765,
+    port: Annotated[int, typer.Option("--port", envvar="ADLAKE_DEMO_PORT")] = 8765,
     crawl_date: Annotated[str, typer.Option(help="Crawl date the manifest lands under.")] = "2026-11-01",
 ) -> None:
     """Synthesize a corpus, serve it on 127.0.0.1, ingest it through Airflow, reconcile, show the lake."""
+    import socket
+
+    with socket.socket() as probe_port:
+        if probe_port.connect_ex(("127.0.0.1", port)) == 0:
+            console.print(f"[red]port {port} on 127.0.0.1 is in use; choose another with --port or ADLAKE_DEMO_PORT[/]")
+            raise typer.Exit(2)
     from adlake.evaluate.ingest import check_against_truth
     from adlake.ingest.crawl import reconcile
     from adlake.serve import serving

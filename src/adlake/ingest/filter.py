@@ -188,7 +188,9 @@ def run_filter(lake: Lake, manifest_uri: str, crawl_date: dt.date) -> FilterResu
     numbered = with_row_numbers(raw)
     checked = numbered.mapInPandas(_checker(settings.ingest.allowed_schemes), CHECKED_DDL).localCheckpoint()
     ok = checked.where(F.col("error_class").isNull())
+    # Materialised once: the landed rows, the decisions and the rejects all derive from it.
     ranked = ok.withColumn("_id_rank", F.row_number().over(Window.partitionBy("ad_id").orderBy("row_number")))
+    ranked = ranked.localCheckpoint()
     valid = ranked.where(F.col("_id_rank") == 1).drop("_id_rank", "error_class", "error_message", "payload")
     duplicates = (ranked.where(F.col("_id_rank") > 1)
                   .withColumn("error_class", F.lit("duplicate_ad_id"))
