@@ -110,3 +110,16 @@ def test_a_rerun_keeps_what_the_crawl_decided(home: Path, tmp_path: Path) -> Non
     again = run_filter(Lake(RunContext.create("filter", run_id="f2")), path, DAY)
     assert again.kept_from_earlier_runs == 2 and again.pending == 0
     assert fates(lake) == {"a": ("selected", None), "b": ("filtered", "too_long")}
+
+
+def test_an_unreadable_manifest_is_quarantined_whole(home: Path, tmp_path: Path) -> None:
+    from adlake.ingest.manifest import ManifestError
+
+    path = tmp_path / "m.jsonl"
+    path.write_text('{"ad_id": "a", "url": "https://x/a.mp4"}\n')
+    lake = Lake(RunContext.create("filter", run_id="f1"))
+    with pytest.raises(ManifestError, match="product_id"):
+        run_filter(lake, str(path), DAY)
+    (entry,) = Quarantine(lake).entries().to_pylist()
+    assert entry["error_class"] == "bad_manifest" and entry["entity_key"] == f"2026-11-01/{path}"
+    assert not lake.exists(CRAWL_MANIFEST)

@@ -22,6 +22,7 @@ def test_job_run_records_params_tags_metrics(home) -> None:
     assert got.data.params["k"] == "v"
     assert got.data.metrics["rows"] == 3
     assert got.data.tags["airflow.dag_id"] == "ads_ingest" and got.data.tags["adlake.run_id"] == "r-42"
+    assert got.data.tags["airflow.run_id"] == "r-42" and got.data.tags["airflow.task_id"] == "land"
     assert str(home) in ctx.settings.mlflow.tracking_uri
     artifacts = [a.path for a in mlflow.MlflowClient().list_artifacts(run.run_id)]
     assert "summary.json" in artifacts

@@ -53,8 +53,9 @@ class RunContext:
     def stamp(self) -> dict[str, str]:
         out = {"adlake.run_id": self.run_id, "adlake.job": self.job, "adlake.git_sha": git_sha(),
                "adlake.config_fingerprint": self.config_fingerprint}
-        if self.dag_id:
+        if self.dag_id:  # inside Airflow the adlake run id is the DAG run's id
             out["airflow.dag_id"] = self.dag_id
+            out["airflow.run_id"] = self.run_id
         if self.task_id:
             out["airflow.task_id"] = self.task_id
         return out

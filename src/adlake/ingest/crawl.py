@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adlake.config import CrawlConf, Settings
-from adlake.lake import Lake, Quarantine, QuarantineRecord
+from adlake.lake import Lake, Quarantine, QuarantineRecord, count_values
 from adlake.lake.sql import sql_literal
 from adlake.media.probe import ProbeError, probe_video
 from adlake.media.store import MediaStore
@@ -297,9 +297,7 @@ def crawl_shard(lake: Lake, crawl_date: dt.date, shard: int, shards: int) -> Sha
     pq.write_table(table, tmp)
     os.replace(tmp, target)  # a retried task replaces its own file whole
     failed = [r for r in rows if not r["ok"]]
-    by_class: dict[str, int] = {}
-    for r in failed:
-        by_class[r["error_class"]] = by_class.get(r["error_class"], 0) + 1
+    by_class = count_values(r["error_class"] for r in failed)
     return ShardResult(crawl_date=crawl_date.isoformat(), shard=shard, shards=shards, ads=len(mine),
                        downloaded=sum(1 for r in rows if r.get("ok") and not r.get("cached")),
                        cached=sum(1 for r in rows if r.get("cached")), failed=len(failed), by_error_class=by_class,
@@ -330,14 +328,6 @@ class Reconciliation:
         return {**asdict(self), "balanced": self.balanced}
 
 
-def _counts(values: list[Any]) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for v in values:
-        if v is not None:
-            out[v] = out.get(v, 0) + 1
-    return dict(sorted(out.items()))
-
-
 def reconcile(lake: Lake, crawl_date: dt.date) -> Reconciliation:
     """Where every row of the crawl date's manifest ended, from the tables alone."""
     day = crawl_date.isoformat()
@@ -352,8 +342,8 @@ def reconcile(lake: Lake, crawl_date: dt.date) -> Reconciliation:
         crawl_date=day, manifest_rows=landed + mq.num_rows, manifest_quarantined=mq.num_rows, landed=landed,
         selected=statuses.count("selected"), filtered=statuses.count("filtered"), crawl_quarantined=cq.num_rows,
         pending=statuses.count("pending"),
-        by_reason=_counts(ads["reason"].to_pylist()) if ads is not None else {},
-        by_error_class=_counts(mq["error_class"].to_pylist() + cq["error_class"].to_pylist()),
+        by_reason=count_values(ads["reason"].to_pylist()) if ads is not None else {},
+        by_error_class=count_values(mq["error_class"].to_pylist() + cq["error_class"].to_pylist()),
         videos=len(set(v for v in (ads["video_id"].to_pylist() if ads is not None else []) if v)))
 
 

@@ -27,7 +27,7 @@ from adlake.ingest.manifest import (
     check_rows,
     manifest_format,
 )
-from adlake.lake import Lake, Quarantine, QuarantineRecord
+from adlake.lake import Lake, Quarantine, QuarantineRecord, count_values
 from adlake.spark import spark_session
 from schemas.registry import ADS, CRAWL_MANIFEST
 
@@ -231,17 +231,12 @@ def run_filter(lake: Lake, manifest_uri: str, crawl_date: dt.date) -> FilterResu
     stale = quarantine.entries(stage=STAGE, partition=partition)["entity_key"].to_pylist()
     quarantine.resolve(STAGE, [k for k in stale if k not in still_bad])
 
-    by_class = _counts(bad["error_class"])
+    by_class = count_values(bad["error_class"].to_pylist())
     statuses = decisions["status"]
     return FilterResult(
         manifest=manifest_uri, crawl_date=partition, rows=landed.num_rows + bad.num_rows, landed=landed.num_rows,
         quarantined=bad.num_rows, by_error_class=by_class,
         filtered=int(pc.sum(pc.equal(statuses, "filtered")).as_py() or 0),
-        by_reason=_counts(decisions["reason"]), pending=int(pc.sum(pc.equal(statuses, PENDING)).as_py() or 0),
+        by_reason=count_values(decisions["reason"].to_pylist()), pending=int(pc.sum(pc.equal(statuses, PENDING)).as_py() or 0),
         kept_from_earlier_runs=kept,
         versions={CRAWL_MANIFEST.name: manifest_write.version, ADS.name: ads_write.version})
-
-
-def _counts(column: pa.ChunkedArray) -> dict[str, int]:
-    vc = pc.value_counts(pc.drop_null(column)) if len(column) else []
-    return {v["values"].as_py(): v["counts"].as_py() for v in vc}

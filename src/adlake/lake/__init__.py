@@ -2,7 +2,7 @@
 
 from adlake.lake.quarantine import Quarantine, QuarantineRecord
 from adlake.lake.schema import SchemaDriftError, conform
-from adlake.lake.tables import DuplicateKeyError, Lake, WriteResult
+from adlake.lake.tables import DuplicateKeyError, Lake, WriteResult, count_values
 
 __all__ = ["DuplicateKeyError", "Lake", "Quarantine", "QuarantineRecord", "SchemaDriftError", "WriteResult",
-           "conform"]
+           "conform", "count_values"]

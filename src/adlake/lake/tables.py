@@ -41,6 +41,15 @@ class WriteResult:
         return {k: v for k, v in asdict(self).items() if v is not None and v != ""}
 
 
+def count_values(values) -> dict[str, int]:
+    """How often each non-null value occurs, sorted by value: the counts every job summary reports."""
+    out: dict[str, int] = {}
+    for v in values:
+        if v is not None:
+            out[v] = out.get(v, 0) + 1
+    return dict(sorted(out.items()))
+
+
 def _as_pyarrow(table: Any) -> pa.Table:
     return table if isinstance(table, pa.Table) else pa.table(table)
 
@@ -127,9 +136,7 @@ class Lake:
         sql = f"SELECT {select} FROM t" + (f" WHERE {where}" if where else "") + (
             f" LIMIT {int(limit)}" if limit is not None else "")
         data = pa.table(QueryBuilder().register("t", table).execute(sql).read_all())
-        if columns:
-            return data
-        return conform(spec, data.select(spec.schema.names) if data.num_rows or data.num_columns else data)
+        return data if columns else conform(spec, data)
 
     def count(self, spec: TableSpec) -> int:
         return self.table(spec).count() if self.exists(spec) else 0
