@@ -295,6 +295,30 @@ def demo(
         raise typer.Exit(1)
 
 
+evaluate_app = typer.Typer(no_args_is_help=True, help="Score pipeline stages against a synthetic corpus's ground truth.")
+app.add_typer(evaluate_app, name="evaluate")
+
+
+@evaluate_app.command("shots")
+def evaluate_shots(
+    corpus: Annotated[Path, typer.Argument(metavar="CORPUS", help="A folder written by adlake synth.")],
+    tolerance_s: Annotated[float, typer.Option("--tolerance")] = 0.5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Shot-boundary F1 on hard cuts (and dissolves found) with the configured detector."""
+    from adlake.evaluate.shots import score_corpus
+
+    conf = _settings().parse.shots
+    score = score_corpus(corpus, conf, tolerance_s).as_dict()
+    if as_json:
+        _print_json({"detector": conf.model_dump(), **score})
+        return
+    out.print(f"detector {conf.detector} · {score['videos']} videos · tolerance ±{tolerance_s} s")
+    out.print(f"hard cuts: F1 {score['f1']:.3f} (precision {score['precision']:.3f}, recall {score['recall']:.3f}; "
+              f"{score['cut_hits']}/{score['cuts']} found, {score['false_positives']} false)")
+    out.print(f"dissolves: {score['dissolve_hits']}/{score['dissolves']} found")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

@@ -112,6 +112,18 @@ class IngestConf(_Section):
     probe: ProbeConf = Field(default_factory=ProbeConf)
 
 
+class ShotsConf(_Section):
+    detector: Literal["adaptive", "content"] = "adaptive"
+    threshold: float = Field(27.0, gt=0)  # content detector
+    adaptive_threshold: float = Field(3.0, gt=0)  # adaptive detector
+    min_scene_len_frames: int = Field(15, ge=1)
+    downscale: int = Field(4, ge=1)  # decode every frame, analyse it at 1/downscale size
+
+
+class ParseConf(_Section):
+    shots: ShotsConf = Field(default_factory=ShotsConf)
+
+
 def _deep_merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():
@@ -183,6 +195,7 @@ class Settings(BaseSettings):
     mlflow: MlflowConf = Field(default_factory=MlflowConf)
     airflow: AirflowConf = Field(default_factory=AirflowConf)
     ingest: IngestConf = Field(default_factory=IngestConf)
+    parse: ParseConf = Field(default_factory=ParseConf)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

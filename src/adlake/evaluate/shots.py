@@ -1,0 +1,69 @@
+"""Shot boundaries against a synthetic corpus's ground truth: F1 on hard cuts, dissolves apart."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from adlake.clips.shots import boundaries, detect_shots
+from adlake.config import ShotsConf
+
+
+@dataclass
+class ShotScore:
+    videos: int
+    cuts: int
+    cut_hits: int
+    false_positives: int
+    dissolves: int
+    dissolve_hits: int
+    tolerance_s: float
+
+    @property
+    def precision(self) -> float:
+        found = self.cut_hits + self.false_positives
+        return self.cut_hits / found if found else 0.0
+
+    @property
+    def recall(self) -> float:
+        return self.cut_hits / self.cuts if self.cuts else 0.0
+
+    @property
+    def f1(self) -> float:
+        p, r = self.precision, self.recall
+        return 2 * p * r / (p + r) if p + r else 0.0
+
+    def as_dict(self) -> dict:
+        return {**asdict(self), "precision": round(self.precision, 4), "recall": round(self.recall, 4),
+                "f1": round(self.f1, 4)}
+
+
+def match(found: list[float], truth: list[dict], tolerance_s: float) -> tuple[int, int, int]:
+    """Greedy one-to-one matching within the tolerance: (cut hits, dissolve hits, unmatched found)."""
+    used: set[int] = set()
+    hits = {"cut": 0, "dissolve": 0}
+    for b in sorted(truth, key=lambda b: b["type"] != "cut"):  # cuts claim their neighbours first
+        near = sorted((abs(f - b["t_s"]), i) for i, f in enumerate(found) if i not in used
+                      and abs(f - b["t_s"]) <= tolerance_s)
+        if near:
+            used.add(near[0][1])
+            hits[b["type"]] += 1
+    return hits["cut"], hits["dissolve"], len(found) - len(used)
+
+
+def score_corpus(corpus: Path, conf: ShotsConf, tolerance_s: float = 0.5) -> ShotScore:
+    truth = json.loads((Path(corpus) / "ground_truth.json").read_text())["ads"]
+    score = ShotScore(0, 0, 0, 0, 0, 0, tolerance_s)
+    for t in truth.values():
+        if t["kind"] == "bad":
+            continue
+        found = boundaries(detect_shots(Path(corpus) / t["file"], conf))
+        cut_hits, dissolve_hits, extra = match(found, t["boundaries"], tolerance_s)
+        score.videos += 1
+        score.cuts += sum(1 for b in t["boundaries"] if b["type"] == "cut")
+        score.dissolves += sum(1 for b in t["boundaries"] if b["type"] == "dissolve")
+        score.cut_hits += cut_hits
+        score.dissolve_hits += dissolve_hits
+        score.false_positives += extra
+    return score
