@@ -319,6 +319,29 @@ def evaluate_shots(
     out.print(f"dissolves: {score['dissolve_hits']}/{score['dissolves']} found")
 
 
+@evaluate_app.command("asr")
+def evaluate_asr(
+    corpus: Annotated[Path, typer.Argument(metavar="CORPUS", help="A folder written by adlake synth.")],
+    tolerance_s: Annotated[float, typer.Option("--tolerance")] = 0.5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Word error rate and sentence timing of the configured ASR (bundled tiny.en by default)."""
+    from adlake.evaluate.asr import score_corpus
+
+    conf = _settings().parse.asr
+    score = score_corpus(corpus, conf, tolerance_s).as_dict()
+    if as_json:
+        _print_json({"asr": conf.model_dump(), **score})
+        return
+    out.print(f"model {conf.model_path or 'bundled tiny.en'} · {score['videos']} videos with audio · "
+              f"{score['sentences']} voiceover sentences")
+    out.print(f"WER {score['wer']:.3f} (lower-cased, punctuation stripped, numbers spelled out)")
+    out.print(f"sentences with start and end within ±{tolerance_s} s: {score['timed_within']}/{score['sentences']}"
+              f" ({score['timing_share']:.1%})")
+    out.print(f"voiceover flag right on {score['voiceover_correct']}/{score['videos']} · "
+              f"real-time factor {score['real_time_factor']:.3f} ({score['seconds']} s for {score['audio_s']} s)")
+
+
 def main() -> None:  # pragma: no cover
     app()
 

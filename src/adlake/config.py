@@ -120,8 +120,25 @@ class ShotsConf(_Section):
     downscale: int = Field(4, ge=1)  # decode every frame, analyse it at 1/downscale size
 
 
+class AsrConf(_Section):
+    model_path: str | None = None  # a CTranslate2 Whisper model folder; null: the bundled tiny.en
+    alignment_model_path: str | None = None  # a local wav2vec2 checkpoint for WhisperX alignment (not used yet)
+    language: str = "en"
+    device: str = "auto"  # auto, cpu or cuda
+    compute_type: str = "auto"  # auto: int8 on CPU, float16 on GPU
+    batch_size: int = Field(8, gt=0)
+    beam_size: int = Field(5, gt=0)
+    cpu_threads: int | None = None
+    chunk_size_s: int = Field(30, gt=0)
+    vad_onset: float = Field(0.5, gt=0, lt=1)
+    vad_offset: float = Field(0.363, gt=0, lt=1)
+    min_avg_logprob: float = -1.0  # sentences less confident than this do not count as voiceover
+    min_speech_coverage: float = Field(0.15, ge=0, le=1)  # share of the ad covered by confident speech
+
+
 class ParseConf(_Section):
     shots: ShotsConf = Field(default_factory=ShotsConf)
+    asr: AsrConf = Field(default_factory=AsrConf)
 
 
 def _deep_merge(base: dict, over: dict) -> dict:

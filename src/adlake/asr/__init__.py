@@ -1,0 +1,1 @@
+"""Speech recognition of ad voiceovers: sentences and words with timestamps."""
