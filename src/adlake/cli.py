@@ -309,7 +309,8 @@ def evaluate_shots(
     from adlake.evaluate.shots import score_corpus
 
     conf = _settings().parse.shots
-    score = score_corpus(corpus, conf, tolerance_s).as_dict()
+    with _stdout_to_stderr():
+        score = score_corpus(corpus, conf, tolerance_s).as_dict()
     if as_json:
         _print_json({"detector": conf.model_dump(), **score})
         return
@@ -329,7 +330,8 @@ def evaluate_asr(
     from adlake.evaluate.asr import score_corpus
 
     conf = _settings().parse.asr
-    score = score_corpus(corpus, conf, tolerance_s).as_dict()
+    with _stdout_to_stderr():  # the VAD's libraries print to stdout
+        score = score_corpus(corpus, conf, tolerance_s).as_dict()
     if as_json:
         _print_json({"asr": conf.model_dump(), **score})
         return
@@ -340,6 +342,24 @@ def evaluate_asr(
               f" ({score['timing_share']:.1%})")
     out.print(f"voiceover flag right on {score['voiceover_correct']}/{score['videos']} · "
               f"real-time factor {score['real_time_factor']:.3f} ({score['seconds']} s for {score['audio_s']} s)")
+
+
+@evaluate_app.command("clips")
+def evaluate_clips(
+    corpus: Annotated[Path, typer.Argument(metavar="CORPUS", help="A folder written by adlake synth.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Share of ads cut into the true number of clips (sentences with a voiceover, else shots)."""
+    from adlake.evaluate.clips import score_corpus
+
+    with _stdout_to_stderr():
+        score = score_corpus(corpus, _settings().parse).as_dict()
+    if as_json:
+        _print_json(score)
+        return
+    out.print(f"clip count right on {score['exact']}/{score['ads']} ads ({score['share']:.1%})")
+    for m in score["misses"]:
+        out.print(f"  {m['ad']} ({m['kind']}): expected {m['expected']}, found {m['found']}")
 
 
 def main() -> None:  # pragma: no cover

@@ -132,12 +132,23 @@ class AsrConf(_Section):
     chunk_size_s: int = Field(30, gt=0)
     vad_onset: float = Field(0.5, gt=0, lt=1)
     vad_offset: float = Field(0.363, gt=0, lt=1)
+    pause_split_s: float | None = 0.6  # a pause this long ends a sentence even without a full stop
     min_avg_logprob: float = -1.0  # sentences less confident than this do not count as voiceover
     min_speech_coverage: float = Field(0.15, ge=0, le=1)  # share of the ad covered by confident speech
 
 
+class ClipsConf(_Section):
+    snap_tolerance_s: float = Field(0.5, ge=0)  # a shot cut this close to a sentence pause takes the boundary
+    min_clip_s: float = Field(2.0, gt=0)  # AutoCut: clips of 2-60 s
+    max_clip_s: float = Field(60.0, gt=0)
+    min_clips: int = Field(2, ge=1)  # VC-LLM: videos of 2-8 clips, at most 120 s
+    max_clips: int = Field(8, ge=1)
+    max_duration_s: float = Field(120.0, gt=0)
+
+
 class ParseConf(_Section):
     shots: ShotsConf = Field(default_factory=ShotsConf)
+    clips: ClipsConf = Field(default_factory=ClipsConf)
     asr: AsrConf = Field(default_factory=AsrConf)
 
 

@@ -99,7 +99,7 @@ class Transcriber:
             audio, language=self.conf.language, batch_size=self.conf.batch_size, word_timestamps=True,
             vad_filter=False, clip_timestamps=[{"start": c["start"], "end": c["end"]} for c in chunks],
             beam_size=self.conf.beam_size)
-        sentences = split_sentences(list(segments), regions)
+        sentences = split_sentences(list(segments), regions, self.conf.pause_split_s)
         confident = [s for s in sentences if s.avg_logprob >= self.conf.min_avg_logprob]
         voiced = sum(s.end_s - s.start_s for s in confident)
         voiceover = bool(confident) and voiced / max(duration, 1e-6) >= self.conf.min_speech_coverage
@@ -113,8 +113,18 @@ def _region_of(t: float, regions: list[tuple[float, float]]) -> tuple[float, flo
     return None
 
 
-def split_sentences(segments: list, regions: list[tuple[float, float]]) -> list[Sentence]:
-    """Sentences from Whisper's words: a new one after each word ending in . ! or ?; times clipped to speech."""
+def _pause(prev, nxt, regions: list[tuple[float, float]]) -> float:
+    """Silence between two words: the VAD's gap when they fall in different speech regions."""
+    a, b = _region_of(float(prev.start), regions), _region_of(float(nxt.start), regions)
+    if a and b and a != b:
+        return b[0] - a[1]
+    return float(nxt.start) - float(prev.end)
+
+
+def split_sentences(segments: list, regions: list[tuple[float, float]], pause_split_s: float | None = None
+                    ) -> list[Sentence]:
+    """Sentences from Whisper's words: a new one after each word ending in . ! or ?, and where the speaker
+    pauses for ``pause_split_s`` (small models drop full stops); times clipped to the speech heard."""
     sentences: list[Sentence] = []
     words: list[tuple[object, float]] = []  # (word, avg_logprob of its segment)
 
@@ -138,6 +148,8 @@ def split_sentences(segments: list, regions: list[tuple[float, float]]) -> list[
 
     for seg in segments:
         for w in seg.words or []:
+            if words and pause_split_s is not None and _pause(words[-1][0], w, regions) >= pause_split_s:
+                close()
             words.append((w, float(seg.avg_logprob)))
             if SENTENCE_END.search(w.word.strip()):
                 close()
