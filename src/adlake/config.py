@@ -104,7 +104,6 @@ class ProbeConf(_Section):
 class IngestConf(_Section):
     landing_uri: str | None = None
     allowed_schemes: list[str] = Field(default_factory=lambda: ["http", "https", "s3", "gs"])
-    manifest_formats: list[str] = Field(default_factory=lambda: ["parquet", "csv", "jsonl"])
     max_duration_s: float = Field(120.0, gt=0)
     max_ads_per_product: int | None = Field(2, gt=0)
     engagement: EngagementConf = Field(default_factory=EngagementConf)

@@ -231,14 +231,6 @@ def _probe_one(path: Path, settings: Settings) -> dict[str, Any]:
         return {"ok": False, "error_class": e.error_class, "message": str(e)}
 
 
-def _local_copy(store: MediaStore, key: str) -> tuple[Path, bool]:
-    if store.local:
-        return store.path(key), False
-    tmp = store.tmp_file()
-    store.fs.get_file(f"{store._root_path}/{key}", str(tmp))
-    return tmp, True
-
-
 @dataclass
 class ShardResult:
     crawl_date: str
@@ -269,7 +261,7 @@ def crawl_shard(lake: Lake, crawl_date: dt.date, shard: int, shards: int) -> Sha
     keys = sorted({f.key for f in fetched.values() if isinstance(f, Fetched)})
 
     def probe_key(key: str) -> tuple[str, dict]:
-        path, temporary = _local_copy(store, key)
+        path, temporary = store.local_copy(key)
         try:
             return key, _probe_one(path, settings)
         finally:

@@ -28,6 +28,7 @@ from adlake.ingest.manifest import (
     manifest_format,
 )
 from adlake.lake import Lake, Quarantine, QuarantineRecord, count_values
+from adlake.lake.sql import sql_literal
 from adlake.spark import spark_session
 from schemas.registry import ADS, CRAWL_MANIFEST
 
@@ -155,7 +156,7 @@ def _keep_crawl_outcomes(lake: Lake, decisions: pa.Table, crawl_date: dt.date) -
     """A rerun must not undo the crawl: pending ads that already have an outcome keep it."""
     if not lake.exists(ADS):
         return decisions, 0
-    current = lake.read(ADS, where=f"crawl_date = '{crawl_date.isoformat()}'")
+    current = lake.read(ADS, where=f"crawl_date = {sql_literal(crawl_date)}")
     done = current.filter(pc.or_(pc.equal(current["status"], "selected"),
                                  pc.is_in(current["reason"], pa.array(CRAWL_REASONS))))
     if done.num_rows == 0:

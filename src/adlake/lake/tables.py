@@ -18,7 +18,7 @@ from deltalake.exceptions import TableNotFoundError
 
 from adlake.lake.schema import SchemaDriftError, conform
 from adlake.lake.sql import quote, sql_literal
-from adlake.provenance import RunContext, git_sha
+from adlake.provenance import RunContext
 from schemas import TableSpec
 
 
@@ -93,7 +93,6 @@ class Lake:
                 **extra: Any) -> CommitProperties:
         meta = {**self.ctx.stamp(), "adlake.table": spec.name, "adlake.schema_version": str(spec.version),
                 "adlake.operation": operation, **{f"adlake.{k}": str(v) for k, v in extra.items()}}
-        meta["adlake.git_sha"] = git_sha()
         return CommitProperties(custom_metadata=meta, app_transactions=[app] if app else None,
                                 max_commit_retries=self.settings.lake.max_commit_retries)
 

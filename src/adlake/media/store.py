@@ -46,12 +46,6 @@ class MediaStore:
     def exists(self, key: str) -> bool:
         return self.fs.exists(f"{self._root_path}/{key}")
 
-    def key_of(self, uri: str) -> str:
-        prefix = self.root + "/"
-        if not uri.startswith(prefix):
-            raise ValueError(f"{uri} is not in the media store {self.root}")
-        return uri[len(prefix):]
-
     # -- temporary files --------------------------------------------------------------------------
     def tmp_dir(self) -> Path:
         path = Path(self._root_path) / "tmp" if self.local else Path(tempfile.gettempdir()) / "adlake-media"
@@ -87,11 +81,13 @@ class MediaStore:
             tmp.unlink(missing_ok=True)
         return key, False
 
-    def put_bytes(self, data: bytes, kind: str) -> str:
-        digest = hashlib.sha256(data).hexdigest()
+    def local_copy(self, key: str) -> tuple[Path, bool]:
+        """A local path to a blob for tools that need a file; True when it is a temporary copy to delete."""
+        if self.local:
+            return self.path(key), False
         tmp = self.tmp_file()
-        tmp.write_bytes(data)
-        return self.commit(tmp, digest, kind)[0]
+        self.fs.get_file(f"{self._root_path}/{key}", str(tmp))
+        return tmp, True
 
     # -- URL index --------------------------------------------------------------------------------
     def _url_key(self, url: str) -> str:

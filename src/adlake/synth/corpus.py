@@ -20,7 +20,7 @@ import tempfile
 import wave
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -481,7 +481,3 @@ def write_manifest(rows: list[dict], path: Path) -> Path:
     else:
         raise ValueError(f"unsupported manifest format {path.suffix!r} (parquet, csv, jsonl)")
     return path
-
-
-def summary_dict(summary: CorpusSummary) -> dict:
-    return asdict(summary)
