@@ -91,6 +91,7 @@ ASR_SENTENCES = TableSpec(
         col("end_s", F64, "end time", nullable=False),
         col("text", STR, "sentence text", nullable=False),
         col("avg_logprob", F64, "mean token log probability"),
+        col("confidence", F64, "mean word probability (alignment score when aligned)"),
         RUN_ID,
     ]),
     keys=("video_id", "idx"),
@@ -122,6 +123,35 @@ SHOTS = TableSpec(
         RUN_ID,
     ]),
     keys=("video_id", "idx"),
+)
+
+PARSED_VIDEOS = TableSpec(
+    name="silver.parsed_videos",
+    description="One row per video ads_parse finished: its outcome, soundtrack blobs and per-stage timings.",
+    schema=pa.schema([
+        col("video_id", STR, "video", nullable=False),
+        col("status", STR, "'parsed' or 'filtered'", nullable=False),
+        col("reason", STR, "why the video's ads are filtered ('clip_count', 'too_long'); null when parsed"),
+        col("duration_s", F64, "container duration"),
+        col("has_audio", pa.bool_(), "whether the video has an audio stream", nullable=False),
+        col("voiceover", pa.bool_(), "confident speech covers enough of the ad", nullable=False),
+        col("speech_s", F64, "seconds the VAD heard speech"),
+        col("sentences", I32, "ASR sentences"),
+        col("shots", I32, "shots"),
+        col("clips", I32, "clips"),
+        col("frames", I32, "frame rows (all roles)"),
+        col("speech_audio_uri", STR, "16 kHz mono WAV in the media store; null without audio"),
+        col("original_audio_uri", STR, "the original audio stream (Matroska) in the media store; null without audio"),
+        col("asr_model", STR, "CTranslate2 Whisper model folder name"),
+        col("decode_s", F64, "seconds decoding for shots and 1 fps frames (one pass)"),
+        col("audio_s", F64, "seconds extracting the soundtrack"),
+        col("asr_s", F64, "seconds of VAD + ASR"),
+        col("write_s", F64, "seconds writing frame JPEGs and audio blobs"),
+        col("parsed_at", TIMESTAMP, "when parsing finished"),
+        RUN_ID,
+    ]),
+    keys=("video_id",),
+    audit_columns=("run_id", "parsed_at"),
 )
 
 CLIPS = TableSpec(
@@ -231,7 +261,7 @@ QUARANTINE = TableSpec(
 TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (
-        CRAWL_MANIFEST, ADS, VIDEOS, ASR_SENTENCES, ASR_WORDS, SHOTS, CLIPS, FRAMES,
+        CRAWL_MANIFEST, ADS, VIDEOS, ASR_SENTENCES, ASR_WORDS, SHOTS, PARSED_VIDEOS, CLIPS, FRAMES,
         EMBEDDINGS, TOKENS, AD_SEQUENCES, SAMPLES, QUARANTINE,
     )
 }

@@ -70,3 +70,27 @@ def queue_ads(lake, day, urls: dict[str, str]) -> None:
     lake.overwrite_partition(CRAWL_MANIFEST, pa.Table.from_pylist(manifest, schema=CRAWL_MANIFEST.schema),
                              {"crawl_date": day})
     lake.overwrite_partition(ADS, pa.Table.from_pylist(ads, schema=ADS.schema), {"crawl_date": day})
+
+
+def register_videos(lake, paths) -> list[str]:
+    """Put local video files straight into the media store and bronze.videos, as a crawl would, so parse
+    tests need neither Spark nor a crawl. Returns their video ids."""
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from adlake.media.probe import probe_video
+    from adlake.media.store import MediaStore
+    from schemas.registry import VIDEOS
+
+    store = MediaStore(lake.settings)
+    rows = []
+    for path in paths:
+        key = store.put_file(Path(path), "videos")
+        probe = probe_video(Path(path), lake.settings.ingest.probe.formats).as_dict()
+        rows.append({"video_id": key.rsplit("/", 1)[1], "source_uri": f"file://{path}", "media_uri": store.uri(key),
+                     **{k: probe[k] for k in ("bytes", "duration_s", "width", "height", "fps", "vcodec", "acodec",
+                                              "has_audio", "format_name")},
+                     "probed_at": dt.datetime.now(dt.UTC), "run_id": "register"})
+    lake.merge(VIDEOS, pa.Table.from_pylist(rows, schema=VIDEOS.schema))
+    return [r["video_id"] for r in rows]

@@ -30,3 +30,58 @@ def test_a_missing_model_path_is_a_clear_error(tmp_path: Path) -> None:
 
     with pytest.raises(FileNotFoundError, match="not a CTranslate2 Whisper model"):
         model_path(AsrConf(model_path=str(tmp_path)))
+
+
+def write_tiny_wav2vec2(folder: Path) -> Path:
+    """A small random wav2vec2 CTC checkpoint with a character vocabulary, as save_pretrained writes it."""
+    import json
+
+    import torch
+    from transformers import (
+        Wav2Vec2Config,
+        Wav2Vec2CTCTokenizer,
+        Wav2Vec2FeatureExtractor,
+        Wav2Vec2ForCTC,
+        Wav2Vec2Processor,
+    )
+
+    folder.mkdir(parents=True, exist_ok=True)
+    vocab = {"<pad>": 0, "|": 1, **{c: i + 2 for i, c in enumerate("abcdefghijklmnopqrstuvwxyz'")}}
+    (folder / "vocab.json").write_text(json.dumps(vocab))
+    tokenizer = Wav2Vec2CTCTokenizer(str(folder / "vocab.json"), pad_token="<pad>", unk_token="<pad>",
+                                     word_delimiter_token="|")
+    features = Wav2Vec2FeatureExtractor(feature_size=1, sampling_rate=16_000, padding_value=0.0, do_normalize=True,
+                                        return_attention_mask=False)
+    Wav2Vec2Processor(feature_extractor=features, tokenizer=tokenizer).save_pretrained(folder)
+    torch.manual_seed(0)
+    config = Wav2Vec2Config(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                            intermediate_size=64, conv_dim=(32,) * 7, num_conv_pos_embeddings=16,
+                            num_conv_pos_embedding_groups=2, pad_token_id=0)
+    Wav2Vec2ForCTC(config).save_pretrained(folder)
+    return folder
+
+
+def test_alignment_loads_a_local_wav2vec2_checkpoint_and_times_every_word(tmp_path: Path) -> None:
+    import numpy as np
+
+    from adlake.asr.align import Aligner
+    from adlake.asr.transcribe import Sentence, Word, _align_words
+
+    aligner = Aligner(str(write_tiny_wav2vec2(tmp_path / "w2v")), "en", "cpu")
+    audio = np.random.default_rng(0).normal(0, 0.1, 16_000 * 4).astype(np.float32)
+    spans = [(0.5, 2.0, "Hello world."), (2.5, 3.5, "Order yours now!")]
+    aligned = aligner.align(spans, audio)
+    assert [[w["word"] for w in ws] for ws in aligned] == [["Hello", "world."], ["Order", "yours", "now!"]]
+    for (start, end, _), words in zip(spans, aligned, strict=True):
+        assert all(start <= w["start"] <= w["end"] <= end for w in words)  # random weights, real placement rules
+    sentences = [Sentence(i, s, e, t, -0.2, [Word(0, "x", s, e, 0.5)]) for i, (s, e, t) in enumerate(spans)]
+    _align_words(sentences, aligned)
+    assert [w.word for w in sentences[1].words] == ["Order", "yours", "now!"]
+    assert sentences[0].words[0].start_s == round(float(aligned[0][0]["start"]), 3)
+
+
+def test_a_missing_alignment_checkpoint_is_a_clear_error(tmp_path: Path) -> None:
+    from adlake.asr.align import check_alignment_model
+
+    with pytest.raises(FileNotFoundError, match="not a wav2vec2 checkpoint"):
+        check_alignment_model(str(tmp_path))

@@ -39,7 +39,7 @@ def media_files(home: Path) -> dict[str, int]:
 
 @pytest.mark.slow
 @pytest.mark.airflow
-def test_ads_ingest_reconciles_every_ad_and_is_idempotent(corpus: Path, tmp_path: Path) -> None:
+def test_ads_ingest_then_ads_parse_reconcile_and_are_idempotent(corpus: Path, tmp_path: Path) -> None:
     import datetime as dt
     from urllib.parse import urlparse
 
@@ -74,6 +74,23 @@ def test_ads_ingest_reconciles_every_ad_and_is_idempotent(corpus: Path, tmp_path
     for table in ("bronze.crawl_manifest", "bronze.videos"):
         assert again[table]["version"] == tables[table]["version"], table
     assert media_files(home) == media
+
+    # ads_parse on what the crawl brought in; every video in one place; the bar's checks on its tables
+    parsed = json.loads(adlake(home, "run", "ads_parse", "--json").stdout)
+    assert parsed["ok"], parsed
+    tasks = [t["task_id"] for t in parsed["tasks"]]
+    assert tasks[0] == "plan_batches" and tasks[-1] == "commit" and "parse_batch" in tasks
+    rec = parsed["tasks"][-1]["output"]["reconciliation"]
+    assert rec["balanced"] and rec["videos"] == again["bronze.videos"]["rows"] == rec["parsed"] + rec["filtered"]
+    score = json.loads(adlake(home, "evaluate", "parse", str(corpus), "--json", check=False).stdout)
+    assert score["videos_scored"] == rec["videos"]
+    assert score["shots"]["pass"] and score["asr"]["pass"] and score["frames"]["pass"], score
+    parsed_tables = {t["table"]: t for t in json.loads(adlake(home, "tables", "--json").stdout)}
+    rerun = json.loads(adlake(home, "run", "ads_parse", "--json").stdout)
+    assert rerun["ok"] and all(t["output"]["videos"] == 0 for t in rerun["tasks"] if t["task_id"] == "parse_batch")
+    after = {t["table"]: t for t in json.loads(adlake(home, "tables", "--json").stdout)}
+    assert {k: (v["version"], v["rows"]) for k, v in after.items()} == \
+        {k: (v["version"], v["rows"]) for k, v in parsed_tables.items()}
 
     shown = json.loads(adlake(home, "show", "silver.ads", "--limit", "3", "--json").stdout)
     assert len(shown) == 3 and {"ad_id", "status", "video_id"} <= set(shown[0])

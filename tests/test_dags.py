@@ -31,7 +31,7 @@ def dagbag(tmp_path_factory: pytest.TempPathFactory):
 def test_every_dag_file_imports_without_errors(dagbag) -> None:
     dags, errors = dagbag
     assert errors == {}
-    assert "ads_ingest" in dags
+    assert {"ads_ingest", "ads_parse"} <= set(dags)
     files = {p.stem for p in DAGS_FOLDER.glob("*.py")}
     assert files <= {d.fileloc and Path(d.fileloc).stem for d in dags.values()}
 
@@ -49,6 +49,19 @@ def test_ads_ingest_shape(dagbag) -> None:
     assert {o.name for o in tasks["finalize"].outlets} == {"bronze.videos", "silver.ads"}
     assert {o.name for o in tasks["filter_manifest"].outlets} == {"bronze.crawl_manifest", "silver.ads"}
     assert tasks["finalize"].upstream_task_ids == {"crawl_shard"}
+
+
+def test_ads_parse_shape(dagbag) -> None:
+    dag = dagbag[0]["ads_parse"]
+    assert dag.max_active_runs == 1 and not dag.catchup
+    # triggered by the Asset bronze.videos, not by a clock
+    assert [a.name for a in dag.timetable.asset_condition.objects] == ["bronze.videos"]
+    tasks = {t.task_id: t for t in dag.tasks}
+    assert set(tasks) == {"plan_batches", "parse_batch", "commit"}
+    assert type(tasks["parse_batch"]).__name__.endswith("MappedOperator")
+    assert tasks["commit"].upstream_task_ids == {"parse_batch"}
+    assert tasks["commit"].trigger_rule == "all_done"  # staged videos are committed even if one batch died
+    assert {"silver.clips", "silver.frames"} <= {o.name for o in tasks["commit"].outlets}
 
 
 @pytest.mark.parametrize("path", sorted(DAGS_FOLDER.glob("*.py")), ids=lambda p: p.name)

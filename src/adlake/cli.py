@@ -116,7 +116,7 @@ def _describe(output: Any) -> str:
         return "" if output is None else json.dumps(output, default=str)
     parts = [f"{k}={v}" for k, v in output.items() if isinstance(v, int | float) and not isinstance(v, bool)]
     for k, v in output.items():
-        if isinstance(v, dict) and k != "wrote" and v:
+        if isinstance(v, dict) and k not in ("wrote", "changes") and v:
             parts.append(f"{k}={json.dumps(v)}")
     wrote = output.get("wrote") or {}
     if wrote:
@@ -256,7 +256,7 @@ def demo(
     port: Annotated[int, typer.Option("--port", envvar="ADLAKE_DEMO_PORT")] = 8765,
     crawl_date: Annotated[str, typer.Option(help="Crawl date the manifest lands under.")] = "2026-11-01",
 ) -> None:
-    """Synthesize a corpus, serve it on 127.0.0.1, ingest it through Airflow, reconcile, show the lake."""
+    """Synthesize a corpus, serve it on 127.0.0.1, ingest and parse it through Airflow, check both, show the lake."""
     import socket
 
     with socket.socket() as probe_port:
@@ -270,16 +270,16 @@ def demo(
     settings = _settings()
     corpus = settings.home / "corpus" / f"seed{seed}-n{n}-port{port}"
     if not (corpus / "ground_truth.json").exists():
-        console.rule("1/4 synthesize")
+        console.rule("1/5 synthesize")
         synth(corpus, n=n, seed=seed, base_url=f"http://127.0.0.1:{port}", metadata_only=False, rows=0,
               as_json=False)
     else:
         console.print(f"corpus already at {corpus}")
     with serving(corpus, port) as url:
-        console.rule(f"2/4 ads_ingest through Airflow (corpus served at {url})")
+        console.rule(f"2/5 ads_ingest through Airflow (corpus served at {url})")
         run("ads_ingest", param=[f"manifest={corpus / 'manifest.parquet'}", f"crawl_date={crawl_date}"],
             as_json=False)
-    console.rule("3/4 reconciliation")
+    console.rule("3/5 reconciliation")
     day = dt.date.fromisoformat(crawl_date)
     lake = _lake()
     print_reconciliation(reconcile(lake, day).as_dict())
@@ -287,7 +287,16 @@ def demo(
     out.print(f"ground truth: {check.matched}/{check.checked} ads where the corpus says they belong")
     for m in check.mismatches:
         out.print(f"  [red]{m['ad']}[/]: expected {m['expected']}, found {m['found']}")
-    console.rule("4/4 lake")
+    console.rule("4/5 ads_parse through Airflow (triggered by bronze.videos)")
+    run("ads_parse", param=[], as_json=False)
+    from adlake.evaluate.parse import score_lake
+    from adlake.parse.batch import reconcile_parse
+
+    print_parse_reconciliation(reconcile_parse(lake).as_dict())
+    with _stdout_to_stderr():
+        parse_score = score_lake(lake, corpus)
+    print_parse_score(parse_score)
+    console.rule("5/5 lake")
     tables(show_all=False, as_json=False)
     out.print(f"corpus: {corpus} · lake: {settings.lake.uri} · media: {settings.media.uri} · "
               f"MLflow: {settings.mlflow.tracking_uri}")
@@ -360,6 +369,55 @@ def evaluate_clips(
     out.print(f"clip count right on {score['exact']}/{score['ads']} ads ({score['share']:.1%})")
     for m in score["misses"]:
         out.print(f"  {m['ad']} ({m['kind']}): expected {m['expected']}, found {m['found']}")
+
+
+@evaluate_app.command("parse")
+def evaluate_parse(
+    corpus: Annotated[Path, typer.Argument(metavar="CORPUS", help="The corpus the lake's videos were crawled from.")],
+    tolerance_s: Annotated[float, typer.Option("--tolerance")] = 0.5,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score what ads_parse wrote (shots, ASR, clips, frames) against the corpus's ground truth."""
+    from adlake.evaluate.parse import score_lake
+
+    with _stdout_to_stderr():
+        score = score_lake(_lake(), corpus, tolerance_s)
+    if as_json:
+        _print_json(score)
+    else:
+        print_parse_score(score)
+    if not all(score[k]["pass"] for k in ("shots", "asr", "clips", "frames")):
+        raise typer.Exit(1)
+
+
+def _verdict(ok: bool) -> str:
+    return "[green]pass[/]" if ok else "[red]FAIL[/]"
+
+
+def print_parse_score(score: dict[str, Any]) -> None:
+    sh, asr, cl, fr = score["shots"], score["asr"], score["clips"], score["frames"]
+    out.print(f"{score['videos_scored']} parsed videos matched to the corpus")
+    out.print(f"shots: hard cuts F1 {sh['f1']:.3f} (precision {sh['precision']:.3f}, recall {sh['recall']:.3f}; "
+              f"{sh['cut_hits']}/{sh['cuts']} within ±{sh['tolerance_s']} s, {sh['false_positives']} false) "
+              f"{_verdict(sh['pass'])} · dissolves {sh['dissolve_hits']}/{sh['dissolves']} found · transition "
+              f"labels right on {sh['transition_labels']['right']}/{sh['transition_labels']['found']} found boundaries")
+    wer = "n/a" if asr["wer"] is None else f"{asr['wer']:.3f}"
+    timing = "n/a" if asr["timing_share"] is None else f"{asr['timing_share']:.1%}"
+    out.print(f"asr: WER {wer} over {asr['sentences']} voiceover sentences · start and end within ±0.5 s: "
+              f"{asr['timed_within']}/{asr['sentences']} ({timing}) · voiceover flag right on "
+              f"{asr['voiceover_correct']}/{asr['videos']} {_verdict(asr['pass'])}")
+    share = "n/a" if cl["share"] is None else f"{cl['share']:.1%}"
+    out.print(f"clips: count right on {cl['right']}/{cl['videos']} videos ({share}) {_verdict(cl['pass'])}")
+    for m in cl["misses"]:
+        out.print(f"  {m['file']} ({m['kind']}): expected {m['expected']}, found {m['found']}")
+    out.print(f"frames: {fr['clips']} clips · 1 fps ±1 on {fr['fps1_within_1']} · spatial view (long side 996) on "
+              f"{fr['spatial_ok']} · temporal views (≤5, long side 560) on {fr['temporal_ok']} {_verdict(fr['pass'])}")
+
+
+def print_parse_reconciliation(rec: dict[str, Any]) -> None:
+    out.print(f"videos: {rec['videos']} = {rec['parsed']} parsed + {rec['filtered']} filtered "
+              f"{json.dumps(rec['by_reason'])} + {rec['quarantined']} quarantined {json.dumps(rec['by_error_class'])}"
+              + ("" if rec["balanced"] else f"  [red]{rec['pending']} unaccounted[/]"))
 
 
 def main() -> None:  # pragma: no cover

@@ -121,7 +121,7 @@ class ShotsConf(_Section):
 
 class AsrConf(_Section):
     model_path: str | None = None  # a CTranslate2 Whisper model folder; null: the bundled tiny.en
-    alignment_model_path: str | None = None  # a local wav2vec2 checkpoint for WhisperX alignment (not used yet)
+    alignment_model_path: str | None = None  # a local wav2vec2 CTC checkpoint: WhisperX aligns words with it
     language: str = "en"
     device: str = "auto"  # auto, cpu or cuda
     compute_type: str = "auto"  # auto: int8 on CPU, float16 on GPU
@@ -132,6 +132,7 @@ class AsrConf(_Section):
     vad_onset: float = Field(0.5, gt=0, lt=1)
     vad_offset: float = Field(0.363, gt=0, lt=1)
     pause_split_s: float | None = 0.6  # a pause this long ends a sentence even without a full stop
+    second_pass: bool = True  # transcribe speech the first pass left without words on its own
     min_avg_logprob: float = -1.0  # sentences less confident than this do not count as voiceover
     min_speech_coverage: float = Field(0.15, ge=0, le=1)  # share of the ad covered by confident speech
 
@@ -146,6 +147,8 @@ class ClipsConf(_Section):
 
 
 class ParseConf(_Section):
+    batch_size: int = Field(8, gt=0)  # videos per mapped parse task
+    max_batches: int = Field(64, gt=0)
     shots: ShotsConf = Field(default_factory=ShotsConf)
     clips: ClipsConf = Field(default_factory=ClipsConf)
     asr: AsrConf = Field(default_factory=AsrConf)

@@ -25,8 +25,11 @@ def job_argv(with_manifest: bool = False) -> list[str]:
 
     ctx = get_current_context()
     params = ctx["params"]
-    argv = ["--run-id", ctx["run_id"], "--partition", params.get("crawl_date") or ctx["ds"],
-            "--dag-id", ctx["dag"].dag_id, "--task-id", ctx["ti"].task_id]
+    argv = ["--run-id", ctx["run_id"], "--dag-id", ctx["dag"].dag_id, "--task-id", ctx["ti"].task_id]
+    # Asset-triggered runs have no logical date, and need no partition.
+    partition = params.get("crawl_date") or ctx.get("ds")
+    if partition:
+        argv += ["--partition", partition]
     if with_manifest and params.get("manifest"):
         argv += ["--manifest", params["manifest"]]
     return argv

@@ -26,9 +26,9 @@ SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*$")
 class Word:
     idx: int
     word: str
-    start_s: float
-    end_s: float
-    score: float
+    start_s: float | None  # None: alignment found no character of it to place
+    end_s: float | None
+    score: float | None
 
 
 @dataclass
@@ -39,6 +39,12 @@ class Sentence:
     text: str
     avg_logprob: float
     words: list[Word] = field(default_factory=list)
+
+    @property
+    def confidence(self) -> float:
+        """Mean word probability (alignment score when words were aligned)."""
+        scores = [w.score for w in self.words if w.score is not None]
+        return round(float(np.mean(scores)), 4) if scores else 0.0
 
 
 @dataclass
@@ -74,10 +80,17 @@ class Transcriber:
         compute = conf.compute_type if conf.compute_type != "auto" else ("float16" if device == "cuda" else "int8")
         self.vad = Pyannote(torch.device(device), token=None, vad_onset=conf.vad_onset, vad_offset=conf.vad_offset,
                             chunk_size=conf.chunk_size_s)
-        self.model = WhisperModel(model_path(conf), device=device, compute_type=compute,
+        self.model_path = model_path(conf)
+        self.model_name = Path(conf.model_path).name if conf.model_path else "whisper-tiny.en (bundled)"
+        self.model = WhisperModel(self.model_path, device=device, compute_type=compute,
                                   cpu_threads=conf.cpu_threads or 0)
         self.pipeline = BatchedInferencePipeline(self.model)
         self.device, self.compute_type = device, compute
+        self.aligner = None
+        if conf.alignment_model_path:
+            from adlake.asr.align import Aligner
+
+            self.aligner = Aligner(conf.alignment_model_path, conf.language, device)
 
     def speech(self, audio: np.ndarray) -> tuple[list[tuple[float, float]], list[dict]]:
         """Speech regions as heard by the VAD, and the chunks (≤ chunk_size_s) they merge into."""
@@ -89,69 +102,107 @@ class Transcriber:
         regions = [(seg[0], seg[1]) for chunk in chunks for seg in chunk["segments"]]
         return regions, chunks
 
+    def _words(self, audio: np.ndarray, clips: list[dict]) -> list[tuple[object, float, float]]:
+        """(word, avg_logprob, no_speech_prob) of Whisper's words over the given clips, batched."""
+        segments, _ = self.pipeline.transcribe(
+            audio, language=self.conf.language, batch_size=self.conf.batch_size, word_timestamps=True,
+            vad_filter=False, clip_timestamps=clips, beam_size=self.conf.beam_size)
+        return [(w, float(seg.avg_logprob), float(getattr(seg, "no_speech_prob", 0.0) or 0.0))
+                for seg in segments for w in (seg.words or [])]
+
+    def _align(self, sentences: list[Sentence], audio: np.ndarray) -> None:
+        _align_words(sentences, self.aligner.align([(s.start_s, s.end_s, s.text) for s in sentences], audio))
+
     def transcribe(self, audio: np.ndarray) -> Transcript:
         duration = len(audio) / SAMPLE_RATE
         regions, chunks = self.speech(audio)
         speech_s = sum(e - s for s, e in regions)
         if not chunks:
             return Transcript([], 0.0, duration, voiceover=False)
-        segments, _ = self.pipeline.transcribe(
-            audio, language=self.conf.language, batch_size=self.conf.batch_size, word_timestamps=True,
-            vad_filter=False, clip_timestamps=[{"start": c["start"], "end": c["end"]} for c in chunks],
-            beam_size=self.conf.beam_size)
-        sentences = split_sentences(list(segments), regions, self.conf.pause_split_s)
+        words = [(w, lp) for w, lp, _ in self._words(audio, [{"start": c["start"], "end": c["end"]} for c in chunks])]
+        # Small models drop whole sentences from a long chunk (often the first). Speech the VAD heard but
+        # no word covers gets a second pass on its own; what comes back confidently fills the gap.
+        unheard = [r for r in regions if not any(_overlaps(w, r) for w, _ in words)]
+        if unheard and self.conf.second_pass:
+            words += [(w, lp) for w, lp, no_speech in self._words(audio, [{"start": s, "end": e} for s, e in unheard])
+                      if lp >= self.conf.min_avg_logprob and no_speech < 0.6]
+            words.sort(key=lambda x: float(x[0].start))
+        sentences = split_words(words, regions, self.conf.pause_split_s)
+        if self.aligner is not None:
+            self._align(sentences, audio)
         confident = [s for s in sentences if s.avg_logprob >= self.conf.min_avg_logprob]
         voiced = sum(s.end_s - s.start_s for s in confident)
         voiceover = bool(confident) and voiced / max(duration, 1e-6) >= self.conf.min_speech_coverage
         return Transcript(sentences, round(speech_s, 3), round(duration, 3), voiceover)
 
 
-def _region_of(t: float, regions: list[tuple[float, float]]) -> tuple[float, float] | None:
-    for start, end in regions:
-        if start - 0.05 <= t <= end + 0.05:
-            return start, end
-    return None
+def _align_words(sentences: list[Sentence], aligned: list[list[dict]]) -> None:
+    """Replace Whisper's word times with forced-alignment ones (kept where alignment found nothing)."""
+    for s, words in zip(sentences, aligned, strict=True):
+        if any(w.get("start") is not None for w in words):
+            s.words = [Word(i, w["word"].strip(), _rounded(w.get("start")), _rounded(w.get("end")),
+                            _rounded(w.get("score"), 4)) for i, w in enumerate(words)]
 
 
-def _pause(prev, nxt, regions: list[tuple[float, float]]) -> float:
-    """Silence between two words: the VAD's gap when they fall in different speech regions."""
-    a, b = _region_of(float(prev.start), regions), _region_of(float(nxt.start), regions)
-    if a and b and a != b:
-        return b[0] - a[1]
-    return float(nxt.start) - float(prev.end)
+def _rounded(value, digits: int = 3):
+    return None if value is None else round(float(value), digits)
+
+
+def _overlaps(word, region: tuple[float, float], margin: float = 0.05) -> bool:
+    return float(word.start) < region[1] + margin and float(word.end) > region[0] - margin
+
+
+def _region_index(word, regions: list[tuple[float, float]]) -> int | None:
+    """The speech region a word belongs to: the one holding its midpoint, else the nearest."""
+    if not regions:
+        return None
+    mid = (float(word.start) + float(word.end)) / 2
+    return min(range(len(regions)), key=lambda i: max(regions[i][0] - mid, mid - regions[i][1], 0.0))
 
 
 def split_sentences(segments: list, regions: list[tuple[float, float]], pause_split_s: float | None = None
                     ) -> list[Sentence]:
-    """Sentences from Whisper's words: a new one after each word ending in . ! or ?, and where the speaker
-    pauses for ``pause_split_s`` (small models drop full stops); times clipped to the speech heard."""
+    """Sentences from Whisper's segments; a segment boundary ends a sentence too."""
+    out: list[Sentence] = []
+    for seg in segments:
+        for s in split_words([(w, float(seg.avg_logprob)) for w in seg.words or []], regions, pause_split_s):
+            s.idx = len(out)
+            out.append(s)
+    return out
+
+
+def split_words(words: list[tuple[object, float]], regions: list[tuple[float, float]],
+                pause_split_s: float | None = None) -> list[Sentence]:
+    """Sentences from Whisper's words: a new one after each word ending in . ! or ?, and between two speech
+    regions at least ``pause_split_s`` apart (small models drop full stops); times clipped to the speech heard."""
     sentences: list[Sentence] = []
-    words: list[tuple[object, float]] = []  # (word, avg_logprob of its segment)
+    current: list[tuple[object, float, int | None]] = []  # (word, avg_logprob, region index)
 
     def close() -> None:
-        if not words:
+        if not current:
             return
-        ws = [w for w, _ in words]
+        ws = [w for w, _, _ in current]
         start, end = float(ws[0].start), float(ws[-1].end)
-        first, last = _region_of(float(ws[0].start), regions), _region_of(float(ws[-1].start), regions)
-        if first:
-            start = max(start, first[0])
-        if last:
-            end = min(end, last[1])
-        text = "".join(w.word for w in ws).strip()
+        first, last = current[0][2], current[-1][2]
+        if first is not None:
+            start = max(start, regions[first][0])
+        if last is not None:
+            end = min(end, regions[last][1])
         sentences.append(Sentence(
-            idx=len(sentences), start_s=round(start, 3), end_s=round(max(end, start), 3), text=text,
-            avg_logprob=round(float(np.mean([lp for _, lp in words])), 4),
+            idx=len(sentences), start_s=round(start, 3), end_s=round(max(end, start), 3),
+            text="".join(w.word for w in ws).strip(),
+            avg_logprob=round(float(np.mean([lp for _, lp, _ in current])), 4),
             words=[Word(i, w.word.strip(), round(float(w.start), 3), round(float(w.end), 3),
                         round(float(w.probability), 4)) for i, w in enumerate(ws)]))
-        words.clear()
+        current.clear()
 
-    for seg in segments:
-        for w in seg.words or []:
-            if words and pause_split_s is not None and _pause(words[-1][0], w, regions) >= pause_split_s:
-                close()
-            words.append((w, float(seg.avg_logprob)))
-            if SENTENCE_END.search(w.word.strip()):
-                close()
-        close()  # a segment boundary ends a sentence too
+    for w, lp in words:
+        region = _region_index(w, regions)
+        if current and pause_split_s is not None and region is not None and current[-1][2] is not None \
+                and region != current[-1][2] and regions[region][0] - regions[current[-1][2]][1] >= pause_split_s:
+            close()
+        current.append((w, lp, region))
+        if SENTENCE_END.search(w.word.strip()):
+            close()
+    close()
     return sentences

@@ -50,6 +50,16 @@ class AsrScore:
                 "real_time_factor": round(self.real_time_factor, 4)}
 
 
+def timed_within(true_sentences: list[dict], found: list[tuple[float, float]], tolerance_s: float) -> int:
+    """True sentences whose best-overlapping found sentence starts and ends within the tolerance."""
+    hits = 0
+    for s in true_sentences:
+        best = max(found, default=None, key=lambda g: min(g[1], s["end_s"]) - max(g[0], s["start_s"]))
+        if best and abs(best[0] - s["start_s"]) <= tolerance_s and abs(best[1] - s["end_s"]) <= tolerance_s:
+            hits += 1
+    return hits
+
+
 def score_corpus(corpus: Path, conf: AsrConf, tolerance_s: float = 0.5) -> AsrScore:
     import jiwer
     import whisperx
@@ -72,13 +82,8 @@ def score_corpus(corpus: Path, conf: AsrConf, tolerance_s: float = 0.5) -> AsrSc
             continue
         refs.append(normalise(" ".join(s["text"] for s in t["sentences"])))
         hyps.append(normalise(" ".join(s.text for s in got.sentences)))
-        for s in t["sentences"]:
-            score.sentences += 1
-            # the recognised sentence that overlaps the true one most
-            best = max(got.sentences, default=None,
-                       key=lambda g: min(g.end_s, s["end_s"]) - max(g.start_s, s["start_s"]))
-            if best and abs(best.start_s - s["start_s"]) <= tolerance_s and abs(best.end_s - s["end_s"]) <= tolerance_s:
-                score.timed_within += 1
+        score.sentences += len(t["sentences"])
+        score.timed_within += timed_within(t["sentences"], [(g.start_s, g.end_s) for g in got.sentences], tolerance_s)
         score.per_video.append({"ad": ad, "true": len(t["sentences"]), "found": len(got.sentences)})
     score.wer = round(jiwer.wer(refs, hyps), 4) if refs else 0.0
     score.seconds = round(score.seconds, 2)

@@ -32,7 +32,9 @@ def placements(lake: Lake, crawl_date: dt.date) -> dict[str, list[dict[str, Any]
     out: dict[str, list[dict[str, Any]]] = {}
     if lake.exists(ADS):
         for r in lake.read(ADS, where=f"crawl_date = {sql_literal(crawl_date)}").to_pylist():
-            out.setdefault(r["ad_id"], []).append({"outcome": "selected" if r["status"] == "selected" else r["status"],
+            # An ad ads_parse filtered later keeps its video id: ingest selected it.
+            ingest_selected = r["status"] == "selected" or (r["status"] == "filtered" and r["video_id"])
+            out.setdefault(r["ad_id"], []).append({"outcome": "selected" if ingest_selected else r["status"],
                                                    "reason": r["reason"], "video_id": r["video_id"]})
     for r in Quarantine(lake).entries(partition=crawl_date.isoformat()).to_pylist():
         ad_id = r["entity_key"].split("/", 1)[1].split("@row", 1)[0]

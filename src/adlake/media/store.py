@@ -38,6 +38,13 @@ class MediaStore:
     def uri(self, key: str) -> str:
         return f"{self.root}/{key}"
 
+    def key_of(self, uri: str) -> str:
+        """The key of a blob URI of this store."""
+        prefix = f"{self.root}/"
+        if not uri.startswith(prefix):
+            raise ValueError(f"{uri} is not in the media store {self.root}")
+        return uri[len(prefix):]
+
     def path(self, key: str) -> Path:
         if not self.local:
             raise ValueError(f"{self.root} is not a local folder")
@@ -80,6 +87,30 @@ class MediaStore:
             self.fs.put_file(str(tmp), f"{self._root_path}/{key}")
             tmp.unlink(missing_ok=True)
         return key, False
+
+    def put_bytes(self, data: bytes, kind: str) -> str:
+        """Store bytes under their sha256; returns the key (nothing is written when it is already there)."""
+        digest = hashlib.sha256(data).hexdigest()
+        key = self.blob_key(digest, kind)
+        if self.exists(key):
+            return key
+        tmp = self.tmp_file()
+        tmp.write_bytes(data)
+        return self.commit(tmp, digest, kind)[0]
+
+    def put_file(self, path: Path, kind: str) -> str:
+        digest = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                digest.update(chunk)
+        key = self.blob_key(digest.hexdigest(), kind)
+        if self.exists(key):
+            return key
+        tmp = self.tmp_file()
+        with open(path, "rb") as src, open(tmp, "wb") as dst:
+            for chunk in iter(lambda: src.read(1 << 20), b""):
+                dst.write(chunk)
+        return self.commit(tmp, digest.hexdigest(), kind)[0]
 
     def local_copy(self, key: str) -> tuple[Path, bool]:
         """A local path to a blob for tools that need a file; True when it is a temporary copy to delete."""

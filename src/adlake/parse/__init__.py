@@ -1,0 +1,1 @@
+"""ads_parse: videos → soundtrack, ASR, shots, clips, 1 fps frames and views."""

@@ -1,0 +1,240 @@
+"""ads_parse across many videos: plan batches, parse each batch into staging, commit once.
+
+``parse_batch`` is one mapped Airflow task. Each video's rows are staged in a folder of their own,
+renamed into place when complete, so a killed or retried batch redoes only unfinished videos and a
+video is never staged half. A video that cannot be parsed is staged as an error and quarantined by
+``commit_parse``: the batch goes on. ``commit_parse`` is the single writer of the silver tables; it
+merges on each table's key (a rerun changes nothing), then checks that every video of
+``bronze.videos`` sits in exactly one place: ``silver.parsed_videos`` or ``ops.quarantine``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+import os
+import shutil
+import time
+import uuid
+import zlib
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from adlake.config import Settings
+from adlake.lake import Lake, Quarantine, QuarantineRecord, count_values
+from adlake.lake.sql import sql_literal
+from adlake.media.store import MediaStore
+from adlake.parse.video import ParseError, parse_video
+from schemas import TableSpec
+from schemas.registry import ADS, ASR_SENTENCES, ASR_WORDS, CLIPS, FRAMES, PARSED_VIDEOS, SHOTS, VIDEOS
+
+STAGE = "parse"
+# Children first, the per-video outcome last: a video counts as finished once its outcome is in.
+OUTPUTS: tuple[TableSpec, ...] = (ASR_SENTENCES, ASR_WORDS, SHOTS, CLIPS, FRAMES, PARSED_VIDEOS)
+VIDEO_COLUMNS = ["video_id", "media_uri", "duration_s", "has_audio", "width", "height"]
+
+
+def batch_of(video_id: str, batches: int) -> int:
+    return zlib.crc32(video_id.encode()) % batches
+
+
+def staging_root(settings: Settings) -> Path:
+    return Path(settings.lake.staging_uri) / "parse"
+
+
+def pending_videos(lake: Lake) -> list[dict[str, Any]]:
+    """Videos of bronze.videos without an outcome in silver.parsed_videos (quarantined ones are retried)."""
+    if not lake.exists(VIDEOS):
+        return []
+    videos = lake.read(VIDEOS, columns=VIDEO_COLUMNS).to_pylist()
+    done = set(lake.read(PARSED_VIDEOS, columns=["video_id"])["video_id"].to_pylist()) \
+        if lake.exists(PARSED_VIDEOS) else set()
+    return sorted((v for v in videos if v["video_id"] not in done), key=lambda v: v["video_id"])
+
+
+def plan_batches(lake: Lake) -> list[dict[str, int]]:
+    """Batches of the pending videos for dynamic task mapping (at least one, so the DAG shape is stable)."""
+    conf = lake.settings.parse
+    n = len(pending_videos(lake))
+    batches = max(1, min(conf.max_batches, math.ceil(n / conf.batch_size)))
+    return [{"batch": i, "batches": batches} for i in range(batches)]
+
+
+@dataclass
+class BatchResult:
+    batch: int
+    batches: int
+    videos: int
+    parsed: int
+    filtered: int
+    failed: int
+    already_staged: int
+    by_error_class: dict[str, int]
+    seconds: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def _stage(root: Path, video_id: str, tables: dict[str, pa.Table], error: dict | None) -> None:
+    tmp = root / f".{video_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    for name, table in tables.items():
+        pq.write_table(table, tmp / f"{name}.parquet")
+    (tmp / "outcome.json").write_text(json.dumps(error or {"ok": True}))
+    final = root / video_id
+    if final.exists():
+        shutil.rmtree(final)
+    os.replace(tmp, final)
+
+
+class _LazyTranscriber:
+    def __init__(self, settings: Settings):
+        self.settings, self.instance = settings, None
+
+    def __call__(self):
+        if self.instance is None:
+            from adlake.asr.transcribe import Transcriber
+
+            self.instance = Transcriber(self.settings.parse.asr)
+        return self.instance
+
+
+def parse_batch(lake: Lake, batch: int, batches: int) -> BatchResult:
+    settings, run_id = lake.settings, lake.ctx.run_id
+    t_start = time.perf_counter()
+    store = MediaStore(settings)
+    store.clean_stale_tmp()
+    root = staging_root(settings)
+    root.mkdir(parents=True, exist_ok=True)
+    mine = [v for v in pending_videos(lake) if batch_of(v["video_id"], batches) == batch]
+    transcriber = _LazyTranscriber(settings)
+    outcomes: list[str] = []
+    errors: list[str] = []
+    staged_before = 0
+    for video in mine:
+        vid = video["video_id"]
+        if (root / vid / "outcome.json").exists():
+            staged_before += 1
+            continue
+        path, temporary = store.local_copy(store.key_of(video["media_uri"]))
+        try:
+            parsed = parse_video(video, path, settings, store, transcriber, run_id)
+        except ParseError as e:
+            _stage(root, vid, {}, {"ok": False, "error_class": e.error_class, "message": str(e)})
+            errors.append(e.error_class)
+            continue
+        except Exception as e:  # noqa: BLE001 - one bad video must not fail its batch; the class says what broke
+            _stage(root, vid, {}, {"ok": False, "error_class": f"parse_{type(e).__name__}",
+                                   "message": f"{type(e).__name__}: {e}"[:2000]})
+            errors.append(f"parse_{type(e).__name__}")
+            continue
+        finally:
+            if temporary:
+                path.unlink(missing_ok=True)
+        tables = {spec.name: pa.Table.from_pylist(parsed.rows[spec.name], schema=spec.schema) for spec in OUTPUTS}
+        _stage(root, vid, tables, None)
+        outcomes.append(parsed.status)
+    return BatchResult(batch=batch, batches=batches, videos=len(mine), parsed=outcomes.count("parsed"),
+                       filtered=outcomes.count("filtered"), failed=len(errors), already_staged=staged_before,
+                       by_error_class=count_values(errors), seconds=round(time.perf_counter() - t_start, 2))
+
+
+# -- committing ------------------------------------------------------------------------------------------
+@dataclass
+class ParseReconciliation:
+    videos: int
+    parsed: int
+    filtered: int
+    quarantined: int
+    pending: int
+    by_reason: dict[str, int] = field(default_factory=dict)
+    by_error_class: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def balanced(self) -> bool:
+        return self.pending == 0 and self.videos == self.parsed + self.filtered + self.quarantined
+
+    def as_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "balanced": self.balanced}
+
+
+def reconcile_parse(lake: Lake) -> ParseReconciliation:
+    """Where every video of bronze.videos ended, from the tables alone."""
+    videos = set(lake.read(VIDEOS, columns=["video_id"])["video_id"].to_pylist()) if lake.exists(VIDEOS) else set()
+    outcome = lake.read(PARSED_VIDEOS, columns=["video_id", "status", "reason"]).to_pylist() \
+        if lake.exists(PARSED_VIDEOS) else []
+    done = {r["video_id"]: r for r in outcome if r["video_id"] in videos}
+    quarantined = {r["entity_key"]: r["error_class"] for r in Quarantine(lake).entries(stage=STAGE).to_pylist()
+                   if r["entity_key"] in videos and r["entity_key"] not in done}
+    statuses = [r["status"] for r in done.values()]
+    return ParseReconciliation(
+        videos=len(videos), parsed=statuses.count("parsed"), filtered=statuses.count("filtered"),
+        quarantined=len(quarantined), pending=len(videos - set(done) - set(quarantined)),
+        by_reason=count_values(r["reason"] for r in done.values() if r["reason"]),
+        by_error_class=count_values(quarantined.values()))
+
+
+class ParseReconciliationError(RuntimeError):
+    pass
+
+
+def _filter_ads(lake: Lake, filtered: dict[str, str]) -> int:
+    """Selected ads whose video parse filtered become filtered with that reason (video_id kept)."""
+    if not filtered or not lake.exists(ADS):
+        return 0
+    ids = ", ".join(sql_literal(v) for v in sorted(filtered))
+    rows = lake.read(ADS, where=f"status = 'selected' AND video_id IN ({ids})").to_pylist()
+    if not rows:
+        return 0
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    for r in rows:
+        r.update(status="filtered", reason=filtered[r["video_id"]], updated_at=now, run_id=lake.ctx.run_id)
+    lake.merge(ADS, pa.Table.from_pylist(rows, schema=ADS.schema))
+    return len(rows)
+
+
+def commit_parse(lake: Lake) -> dict[str, Any]:
+    settings = lake.settings
+    root = staging_root(settings)
+    known = {v["video_id"] for v in pending_videos(lake)} | (
+        set(lake.read(PARSED_VIDEOS, columns=["video_id"])["video_id"].to_pylist()) if lake.exists(PARSED_VIDEOS)
+        else set())
+    staged = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name in known
+                    and (p / "outcome.json").exists()) if root.exists() else []
+    records, succeeded = [], []
+    parts: dict[str, list[pa.Table]] = {spec.name: [] for spec in OUTPUTS}
+    for folder in staged:
+        outcome = json.loads((folder / "outcome.json").read_text())
+        if not outcome.get("ok"):
+            records.append(QuarantineRecord(STAGE, folder.name, outcome["error_class"], outcome["message"]))
+            continue
+        succeeded.append(folder.name)
+        for spec in OUTPUTS:
+            parts[spec.name].append(pq.read_table(folder / f"{spec.name}.parquet", schema=spec.schema))
+    wrote = {}
+    for spec in OUTPUTS:
+        data = pa.concat_tables(parts[spec.name]) if parts[spec.name] else spec.schema.empty_table()
+        wrote[spec.name] = lake.merge(spec, data).as_dict()
+    outcome_rows = pa.concat_tables(parts[PARSED_VIDEOS.name]).to_pylist() if parts[PARSED_VIDEOS.name] else []
+    filtered = {r["video_id"]: r["reason"] for r in outcome_rows if r["status"] == "filtered"}
+    ads_filtered = _filter_ads(lake, filtered)
+    quarantine = Quarantine(lake)
+    if records:
+        quarantine.add(records)
+    quarantine.resolve(STAGE, succeeded)
+    for folder in staged:
+        shutil.rmtree(folder, ignore_errors=True)
+    rec = reconcile_parse(lake)
+    summary = {"reconciliation": rec.as_dict(), "staged_videos": len(staged), "quarantined_now": len(records),
+               "ads_filtered_now": ads_filtered,
+               "wrote": {name: w.get("version") for name, w in wrote.items()},
+               "changes": {name: {k: w.get(k) for k in ("inserted", "updated", "skipped")} for name, w in wrote.items()}}
+    if not rec.balanced:
+        raise ParseReconciliationError(f"ads_parse does not reconcile: {json.dumps(rec.as_dict())}")
+    return summary

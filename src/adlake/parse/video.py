@@ -1,0 +1,141 @@
+"""One video through ads_parse: soundtrack → ASR; one decode → shots + 1 fps frames; clips; views.
+
+Returns the rows of every silver table the video contributes to; writes only blobs (content-addressed,
+so a retry rewrites nothing). Errors a bad video can cause are :class:`ParseError` with a stable class.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from adlake.clips.segment import Segmentation, segment
+from adlake.clips.shots import Shot, boundaries, detect_shots
+from adlake.config import Settings
+from adlake.media.audio import AudioError, extract_soundtrack
+from adlake.media.frames import FrameTap, clip_samples, spatial_view, temporal_views
+from adlake.media.store import MediaStore
+from schemas.registry import ASR_SENTENCES, ASR_WORDS, CLIPS, FRAMES, PARSED_VIDEOS, SHOTS
+
+
+class ParseError(Exception):
+    def __init__(self, error_class: str, message: str):
+        super().__init__(message)
+        self.error_class = error_class
+
+
+@dataclass
+class ParsedVideo:
+    video_id: str
+    status: str
+    reason: str | None
+    rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+
+
+def _decode(path: Path, settings: Settings) -> tuple[list[Shot], FrameTap]:
+    from scenedetect import VideoOpenFailure
+
+    try:
+        tap = FrameTap(str(path))
+    except (VideoOpenFailure, OSError) as e:
+        raise ParseError("video_decode", f"OpenCV cannot open the video: {e}") from e
+    shots = detect_shots(path, settings.parse.shots, video=tap)
+    if tap.frames_read == 0 or not tap.samples:
+        raise ParseError("video_decode", "no frame could be decoded")
+    return shots, tap
+
+
+def parse_video(video: dict[str, Any], path: Path, settings: Settings, store: MediaStore, transcriber_for,
+                run_id: str) -> ParsedVideo:
+    """``transcriber_for()`` returns the batch's shared Transcriber (loaded on first use)."""
+    vid = video["video_id"]
+    duration = float(video["duration_s"])
+    timings = {"audio_s": 0.0, "asr_s": 0.0, "decode_s": 0.0, "write_s": 0.0}
+    sentences, speech_s, voiceover, audio_uris = [], 0.0, False, (None, None)
+    transcriber = None
+    if video["has_audio"]:
+        with tempfile.TemporaryDirectory(prefix="adlake-audio-") as tmp:
+            t0 = time.perf_counter()
+            try:
+                track = extract_soundtrack(path, Path(tmp))
+            except AudioError as e:
+                raise ParseError(e.error_class, str(e)) from e
+            timings["audio_s"] = time.perf_counter() - t0
+            transcriber = transcriber_for()  # loaded once per batch, outside the timing
+            t0 = time.perf_counter()
+            transcript = transcriber.transcribe(track.samples())
+            timings["asr_s"] = time.perf_counter() - t0
+            t0 = time.perf_counter()
+            audio_uris = (store.uri(store.put_file(track.speech_wav, "audio")),
+                          store.uri(store.put_file(track.original, "audio")))
+            timings["write_s"] += time.perf_counter() - t0
+        sentences, speech_s, voiceover = transcript.sentences, transcript.speech_s, transcript.voiceover
+
+    t0 = time.perf_counter()
+    shots, tap = _decode(path, settings)
+    timings["decode_s"] = time.perf_counter() - t0
+
+    seg: Segmentation = segment(duration, [(s.start_s, s.end_s, s.text) for s in sentences], boundaries(shots),
+                                voiceover, settings.parse.clips)
+    # A filtered video's ads are out: its clips and frames would only feed embeddings nobody uses.
+    clips = [] if seg.reason else seg.clips
+    t0 = time.perf_counter()
+    frames = [] if seg.reason else _frame_rows(vid, seg, tap, store, run_id)
+    timings["write_s"] += time.perf_counter() - t0
+
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    rows: dict[str, list[dict[str, Any]]] = {
+        ASR_SENTENCES.name: [{"video_id": vid, "idx": s.idx, "start_s": s.start_s, "end_s": s.end_s, "text": s.text,
+                              "avg_logprob": s.avg_logprob, "confidence": s.confidence, "run_id": run_id}
+                             for s in sentences],
+        ASR_WORDS.name: [{"video_id": vid, "sentence_idx": s.idx, "idx": w.idx, "word": w.word, "start_s": w.start_s,
+                          "end_s": w.end_s, "score": w.score, "run_id": run_id}
+                         for s in sentences for w in s.words],
+        SHOTS.name: [{"video_id": vid, "idx": s.idx, "start_s": s.start_s, "end_s": s.end_s,
+                      "transition": s.transition, "run_id": run_id} for s in shots],
+        CLIPS.name: [{"clip_id": f"{vid}:{c.idx}", "video_id": vid, "idx": c.idx, "start_s": c.start_s,
+                      "end_s": c.end_s, "script": c.script or None, "source": c.source, "run_id": run_id}
+                     for c in clips],
+        FRAMES.name: frames,
+    }
+    status = "filtered" if seg.reason else "parsed"
+    rows[PARSED_VIDEOS.name] = [{
+        "video_id": vid, "status": status, "reason": seg.reason, "duration_s": duration,
+        "has_audio": bool(video["has_audio"]), "voiceover": bool(voiceover), "speech_s": speech_s,
+        "sentences": len(sentences), "shots": len(shots), "clips": len(seg.clips), "frames": len(frames),
+        "speech_audio_uri": audio_uris[0], "original_audio_uri": audio_uris[1],
+        "asr_model": transcriber.model_name if transcriber else None,
+        **{k: round(v, 3) for k, v in timings.items()}, "parsed_at": now, "run_id": run_id}]
+    return ParsedVideo(vid, status, seg.reason, rows)
+
+
+def _frame_rows(vid: str, seg: Segmentation, tap: FrameTap, store: MediaStore, run_id: str) -> list[dict]:
+    from adlake.media.frames import SPATIAL_LONG_SIDE, TEMPORAL_LONG_SIDE
+
+    rows: list[dict] = []
+    uris: dict[tuple[float, int], str] = {}
+
+    def add(clip_id: str, role: str, sample, side: int) -> None:
+        key = (sample.t_s, side)
+        if key not in uris:
+            uris[key] = store.uri(store.put_bytes(sample.views[side].data, "frames"))
+        jpeg = sample.views[side]
+        rows.append({"frame_id": f"{clip_id}:{role}:{round(sample.t_s * 1000)}", "clip_id": clip_id, "video_id": vid,
+                     "t_s": sample.t_s, "role": role, "media_uri": uris[key], "width": jpeg.width,
+                     "height": jpeg.height, "run_id": run_id})
+
+    for i, clip in enumerate(seg.clips):
+        clip_id = f"{vid}:{clip.idx}"
+        inside = clip_samples(tap.samples, clip.start_s, clip.end_s, last=i == len(seg.clips) - 1)
+        for s in inside:
+            add(clip_id, "fps1", s, TEMPORAL_LONG_SIDE)
+        middle = spatial_view(inside or tap.samples, clip.start_s, clip.end_s)
+        if middle is not None:
+            add(clip_id, "spatial", middle, SPATIAL_LONG_SIDE)
+        for s in temporal_views(inside):
+            add(clip_id, "temporal", s, TEMPORAL_LONG_SIDE)
+    return rows

@@ -1,0 +1,174 @@
+"""ads_parse below Airflow: frame views, one decode for shots and frames, a broken video in a batch, reruns."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+
+from adlake.media.frames import clip_samples, fit_long_side, spatial_view, temporal_views
+
+
+def samples(*times: float) -> list:
+    return [SimpleNamespace(t_s=t) for t in times]
+
+
+def test_views_keep_the_aspect_ratio_and_orientation() -> None:
+    assert fit_long_side(1920, 1080, 996) == (996, 560)
+    assert fit_long_side(1280, 720, 560) == (560, 315)
+    assert fit_long_side(720, 1280, 996) == (560, 996)  # portrait stays portrait
+    assert fit_long_side(320, 180, 996) == (996, 560)  # small sources are scaled up to the stated size
+
+
+def test_a_change_spread_over_frames_is_a_dissolve() -> None:
+    from adlake.clips.shots import _transition
+
+    class Stats:
+        def __init__(self, values: dict[int, float]):
+            self.values = values
+
+        def metrics_exist(self, frame: int, keys) -> bool:
+            return frame in self.values
+
+        def get_metrics(self, frame: int, keys):
+            return [self.values[frame]]
+
+    assert _transition(Stats({k: 1.0 for k in range(30)} | {15: 80.0}), 15) == "cut"
+    assert _transition(Stats({k: 1.0 for k in range(30)} | {13: 20.0, 14: 30.0, 15: 25.0}), 15) == "dissolve"
+
+
+def test_temporal_views_spread_uniformly_and_spatial_is_the_middle() -> None:
+    s = samples(*(t + 0.5 for t in range(11)))
+    assert [x.t_s for x in temporal_views(s)] == [0.5, 3.0 - 0.5, 5.5, 8.0 + 0.5, 10.5]
+    assert [x.t_s for x in temporal_views(s[:3])] == [0.5, 1.5, 2.5]  # fewer than five: all of them
+    assert spatial_view(s, 2.0, 7.0).t_s == 4.5
+    assert [x.t_s for x in clip_samples(s, 2.0, 4.5, last=False)] == [2.5, 3.5]
+    assert [x.t_s for x in clip_samples(samples(9.5, 10.0), 9.0, 10.0, last=True)] == [9.5, 10.0]
+
+
+@pytest.mark.media
+def test_one_decode_gives_shots_and_1fps_frames_in_display_orientation(tmp_path: Path) -> None:
+    from adlake.clips.shots import boundaries, detect_shots
+    from adlake.config import ShotsConf
+    from adlake.media.frames import FrameTap
+
+    plain, rotated = tmp_path / "plain.mp4", tmp_path / "rotated.mp4"
+    subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=red:s=320x180:r=25:d=3", "-f", "lavfi",
+                    "-i", "color=c=blue:s=320x180:r=25:d=3", "-filter_complex", "[0:v][1:v]concat=n=2:v=1[v]",
+                    "-map", "[v]", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(plain)], check=True)
+    subprocess.run(["ffmpeg", "-v", "error", "-i", str(plain), "-c", "copy", "-metadata:s:v:0", "rotate=90",
+                    str(rotated)], check=True)
+    for path, portrait in ((plain, False), (rotated, True)):
+        tap = FrameTap(str(path))
+        shots = detect_shots(path, ShotsConf(), video=tap)
+        assert boundaries(shots) == [pytest.approx(3.0, abs=0.05)]
+        assert [s.transition for s in shots] == ["start", "cut"]
+        assert [s.t_s for s in tap.samples] == pytest.approx([0.5, 1.5, 2.5, 3.5, 4.5, 5.5], abs=0.03)
+        assert tap.frames_read == 150  # every frame decoded once, for both jobs
+        spatial = tap.samples[0].views[996]
+        assert (spatial.width, spatial.height) == ((560, 996) if portrait else (996, 560))
+
+
+@pytest.fixture(scope="module")
+def parsed_lake(corpus: Path, tmp_path_factory: pytest.TempPathFactory):
+    """The corpus's good videos plus one whose blob is broken, parsed in two batches and committed."""
+    import os
+
+    from adlake.config import get_settings
+    from adlake.lake import Lake
+    from adlake.media.store import MediaStore
+    from adlake.parse.batch import commit_parse, parse_batch, plan_batches
+    from adlake.provenance import RunContext
+    from tests.conftest import register_videos
+
+    home = tmp_path_factory.mktemp("parse") / "home"
+    old = os.environ.get("ADLAKE_HOME")
+    os.environ["ADLAKE_HOME"] = str(home)
+    get_settings.cache_clear()
+    try:
+        truth = json.loads((corpus / "ground_truth.json").read_text())["ads"]
+        files = sorted({corpus / t["file"] for t in truth.values() if t["kind"] != "bad"})
+        broken_copy = home.parent / "broken.mp4"
+        broken_copy.write_bytes((files[0]).read_bytes()[:-1] + b"\x01")  # a distinct video id …
+        lake = Lake(RunContext.create("test", run_id="parse-1"))
+        ids = register_videos(lake, [*files, broken_copy])
+        store = MediaStore(lake.settings)
+        blob = store.path(store.blob_key(ids[-1]))
+        blob.write_bytes(blob.read_bytes()[:4096])  # … whose bytes then break in the store
+        plan = plan_batches(lake)
+        results = [parse_batch(lake, b["batch"], b["batches"]) for b in plan]
+        summary = commit_parse(lake)
+        yield SimpleNamespace(lake=lake, ids=ids, broken=ids[-1], plan=plan, results=results, summary=summary,
+                              files=files, home=home)
+    finally:
+        if old is None:
+            os.environ.pop("ADLAKE_HOME", None)
+        else:
+            os.environ["ADLAKE_HOME"] = old
+        get_settings.cache_clear()
+
+
+@pytest.mark.media
+@pytest.mark.slow
+def test_a_broken_video_is_quarantined_and_its_batch_goes_on(parsed_lake) -> None:
+    from adlake.lake import Quarantine
+
+    rec = parsed_lake.summary["reconciliation"]
+    assert rec["balanced"] and rec["videos"] == len(parsed_lake.ids)
+    assert rec["quarantined"] == 1 and rec["parsed"] + rec["filtered"] == len(parsed_lake.files)
+    assert sum(r.failed for r in parsed_lake.results) == 1  # the batch task itself returned normally
+    entry = Quarantine(parsed_lake.lake).entries(stage="parse").to_pylist()
+    assert [e["entity_key"] for e in entry] == [parsed_lake.broken]
+    assert entry[0]["error_class"] in {"audio_decode", "video_decode"} and entry[0]["message"]
+
+
+@pytest.mark.media
+@pytest.mark.slow
+def test_parse_outputs_meet_the_frame_bar_and_keep_every_row_keyed(parsed_lake, corpus: Path) -> None:
+    from adlake.evaluate.parse import score_lake
+    from adlake.media.store import MediaStore
+    from schemas.registry import CLIPS, FRAMES, PARSED_VIDEOS
+
+    lake = parsed_lake.lake
+    score = score_lake(lake, corpus)
+    assert score["videos_scored"] == len(parsed_lake.files)
+    assert score["frames"]["pass"], score["frames"]
+    assert score["shots"]["pass"], score["shots"]
+    labels = score["shots"]["transition_labels"]
+    assert labels["found"] > 0 and labels["right"] >= 0.8 * labels["found"], labels  # cut vs dissolve
+    outcomes = lake.read(PARSED_VIDEOS).to_pylist()
+    clips = lake.read(CLIPS).to_pylist()
+    for o in outcomes:  # clips of parsed videos cover them end to end, within 2-60 s
+        mine = sorted((c for c in clips if c["video_id"] == o["video_id"]), key=lambda c: c["idx"])
+        assert len(mine) == (o["clips"] if o["status"] == "parsed" else 0)
+        if mine:
+            assert mine[0]["start_s"] == 0 and mine[-1]["end_s"] == pytest.approx(o["duration_s"], abs=0.01)
+            assert all(2.0 <= c["end_s"] - c["start_s"] <= 60.0 for c in mine)
+        if o["has_audio"]:
+            assert o["speech_audio_uri"] and o["original_audio_uri"]
+    store = MediaStore(lake.settings)
+    frame = lake.read(FRAMES, where="role = 'spatial'", limit=1).to_pylist()[0]
+    assert store.path(store.key_of(frame["media_uri"])).read_bytes()[:2] == b"\xff\xd8"  # a JPEG
+
+
+@pytest.mark.media
+@pytest.mark.slow
+def test_a_rerun_skips_finished_videos_and_changes_nothing(parsed_lake) -> None:
+    from adlake.parse.batch import OUTPUTS, commit_parse, parse_batch, pending_videos
+    from adlake.provenance import RunContext
+
+    lake = parsed_lake.lake
+    lake.ctx = RunContext.create("test", run_id="parse-2")
+    versions = {s.name: lake.version(s) for s in OUTPUTS}
+    assert [v["video_id"] for v in pending_videos(lake)] == [parsed_lake.broken]  # only the quarantined one
+    result = parse_batch(lake, 0, 1)
+    assert result.videos == 1 and result.failed == 1
+    summary = commit_parse(lake)
+    assert summary["reconciliation"]["balanced"]
+    assert {s.name: lake.version(s) for s in OUTPUTS} == versions
+    from adlake.lake import Quarantine
+
+    assert Quarantine(lake).entries(stage="parse").to_pylist()[0]["attempts"] == 2
