@@ -131,6 +131,7 @@ class AsrConf(_Section):
     chunk_size_s: int = Field(30, gt=0)
     vad_onset: float = Field(0.5, gt=0, lt=1)
     vad_offset: float = Field(0.363, gt=0, lt=1)
+    vad_step_s: float | None = Field(None, gt=0, le=10)  # step of the VAD's 10 s window; null: pyannote's 1 s
     pause_split_s: float | None = 0.6  # a pause this long ends a sentence even without a full stop
     second_pass: bool = True  # transcribe speech the first pass left without words on its own
     min_avg_logprob: float = -1.0  # sentences less confident than this do not count as voiceover

@@ -80,6 +80,10 @@ class Transcriber:
         compute = conf.compute_type if conf.compute_type != "auto" else ("float16" if device == "cuda" else "int8")
         self.vad = Pyannote(torch.device(device), token=None, vad_onset=conf.vad_onset, vad_offset=conf.vad_offset,
                             chunk_size=conf.chunk_size_s)
+        if conf.vad_step_s:
+            # pyannote slides its 10 s window by 1 s, scoring every frame ten times; a longer step is
+            # proportionally cheaper on CPU, where the VAD otherwise costs as much as the transcription.
+            self.vad.vad_pipeline._segmentation.step = conf.vad_step_s
         self.model_path = model_path(conf)
         self.model_name = Path(conf.model_path).name if conf.model_path else "whisper-tiny.en (bundled)"
         self.model = WhisperModel(self.model_path, device=device, compute_type=compute,

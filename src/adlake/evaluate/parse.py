@@ -1,17 +1,17 @@
 """What ads_parse wrote to the lake, scored against the synthetic corpus it came from.
 
-Videos are matched to the corpus by the file name in their source URL. Scores the tables themselves
+Videos are matched to the corpus files by content (a video id is the sha256 of its bytes). Scores the tables themselves
 (silver.shots, silver.asr_sentences, silver.parsed_videos, silver.clips, silver.frames), so this checks
 the pipeline as it ran, not a re-run of its parts.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections import defaultdict
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
 from adlake.evaluate.asr import normalise, timed_within
 from adlake.evaluate.shots import ShotScore, match
@@ -31,10 +31,12 @@ def _grouped(lake: Lake, spec, key: str = "video_id") -> dict[str, list[dict]]:
 def score_lake(lake: Lake, corpus: Path, tolerance_s: float = 0.5) -> dict[str, Any]:
     import jiwer
 
-    truth_by_file = {PurePosixPath(t["file"]).name: t
-                     for t in json.loads((Path(corpus) / "ground_truth.json").read_text())["ads"].values()
-                     if t["kind"] != "bad"}
-    videos = lake.read(VIDEOS, columns=["video_id", "source_uri", "width", "height"]).to_pylist()
+    # A video's id is the sha256 of its bytes: match the corpus files by content, whatever URL they came from.
+    truth_by_id = {}
+    for t in json.loads((Path(corpus) / "ground_truth.json").read_text())["ads"].values():
+        if t["kind"] != "bad":
+            truth_by_id[hashlib.sha256((Path(corpus) / t["file"]).read_bytes()).hexdigest()] = t
+    videos = lake.read(VIDEOS, columns=["video_id", "width", "height"]).to_pylist()
     outcomes = {r["video_id"]: r for r in lake.read(PARSED_VIDEOS).to_pylist()} if lake.exists(PARSED_VIDEOS) else {}
     shots, sentences = _grouped(lake, SHOTS), _grouped(lake, ASR_SENTENCES)
     clips, frames = _grouped(lake, CLIPS), _grouped(lake, FRAMES, "clip_id")
@@ -46,7 +48,7 @@ def score_lake(lake: Lake, corpus: Path, tolerance_s: float = 0.5) -> dict[str, 
     matched = 0
     labels = {"found": 0, "right": 0, "dissolves_labelled": 0}
     for v in videos:
-        t = truth_by_file.get(PurePosixPath(urlparse(v["source_uri"]).path).name)
+        t = truth_by_id.get(v["video_id"])
         outcome = outcomes.get(v["video_id"])
         if t is None or outcome is None:
             continue

@@ -95,8 +95,6 @@ class Downloader:
                 async with self._global, sem:
                     fetched = await asyncio.wait_for(self._attempt(client, url, scheme), self.conf.deadline_s)
                 fetched.attempts = attempt
-                self.store.remember_url(url, {"video_id": fetched.video_id, "key": fetched.key,
-                                              "bytes": fetched.bytes})
                 return fetched
             except TimeoutError:
                 err = FetchError("timeout", f"no complete response within {self.conf.deadline_s:.0f} s", True)
@@ -118,6 +116,10 @@ class Downloader:
                     size = await asyncio.to_thread(self._copy_file, urlparse(url).path, out, digest)
                 else:
                     size = await asyncio.to_thread(self._copy_fsspec, url, out, digest)
+            # The URL index first, the blob second: a blob in the store always has its URL recorded, so
+            # a crawl killed between the two steps never refetches a finished download.
+            key = self.store.blob_key(digest.hexdigest())
+            self.store.remember_url(url, {"video_id": digest.hexdigest(), "key": key, "bytes": size})
             key, _ = self.store.commit(tmp, digest.hexdigest())
             return Fetched(digest.hexdigest(), key, size, cached=False, attempts=1)
         finally:
