@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from bench import bench_filter, bench_parse
+from bench import bench_embed, bench_filter, bench_parse
 
-BENCHMARKS = {"filter": bench_filter.run, "parse": bench_parse.run}
+BENCHMARKS = {"filter": bench_filter.run, "parse": bench_parse.run, "embed": bench_embed.run}
 
 
 def main() -> None:

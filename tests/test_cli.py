@@ -39,7 +39,7 @@ def media_files(home: Path) -> dict[str, int]:
 
 @pytest.mark.slow
 @pytest.mark.airflow
-def test_ads_ingest_then_ads_parse_reconcile_and_are_idempotent(corpus: Path, tmp_path: Path) -> None:
+def test_ingest_parse_and_features_dags_reconcile_and_are_idempotent(corpus: Path, tmp_path: Path) -> None:
     import datetime as dt
     from urllib.parse import urlparse
 
@@ -91,6 +91,20 @@ def test_ads_ingest_then_ads_parse_reconcile_and_are_idempotent(corpus: Path, tm
     after = {t["table"]: t for t in json.loads(adlake(home, "tables", "--json").stdout)}
     assert {k: (v["version"], v["rows"]) for k, v in after.items()} == \
         {k: (v["version"], v["rows"]) for k, v in parsed_tables.items()}
+
+    # ads_features on a fresh lake: embeds on Ray, says tokenization waits for train_tokenizer, succeeds
+    features = json.loads(adlake(home, "run", "ads_features", "--json").stdout)
+    assert features["ok"], features
+    out = {t["task_id"]: t["output"] for t in features["tasks"]}
+    assert out["embed_frames"]["embedded"] == out["embed_frames"]["pending"] > 0
+    assert out["embed_audio"]["embedded"] == out["embed_audio"]["pending"] > 0
+    assert out["tokenize"]["tokenized"] == 0 and "train_tokenizer" in out["tokenize"]["status"]
+    embedded = {t["table"]: t for t in json.loads(adlake(home, "tables", "--json").stdout)}["silver.embeddings"]
+    assert embedded["rows"] == out["embed_frames"]["embedded"] + out["embed_audio"]["embedded"]
+    again = json.loads(adlake(home, "run", "ads_features", "--json").stdout)
+    assert again["ok"] and all(t["output"].get("pending", 0) == 0 for t in again["tasks"])
+    assert {t["table"]: t for t in json.loads(adlake(home, "tables", "--json").stdout)}["silver.embeddings"] == \
+        embedded
 
     shown = json.loads(adlake(home, "show", "silver.ads", "--limit", "3", "--json").stdout)
     assert len(shown) == 3 and {"ad_id", "status", "video_id"} <= set(shown[0])

@@ -31,7 +31,7 @@ def dagbag(tmp_path_factory: pytest.TempPathFactory):
 def test_every_dag_file_imports_without_errors(dagbag) -> None:
     dags, errors = dagbag
     assert errors == {}
-    assert {"ads_ingest", "ads_parse"} <= set(dags)
+    assert {"ads_ingest", "ads_parse", "ads_features"} <= set(dags)
     files = {p.stem for p in DAGS_FOLDER.glob("*.py")}
     assert files <= {d.fileloc and Path(d.fileloc).stem for d in dags.values()}
 
@@ -62,6 +62,16 @@ def test_ads_parse_shape(dagbag) -> None:
     assert tasks["commit"].upstream_task_ids == {"parse_batch"}
     assert tasks["commit"].trigger_rule == "all_done"  # staged videos are committed even if one batch died
     assert {"silver.clips", "silver.frames"} <= {o.name for o in tasks["commit"].outlets}
+
+
+def test_ads_features_shape(dagbag) -> None:
+    dag = dagbag[0]["ads_features"]
+    assert [a.name for a in dag.timetable.asset_condition.objects] == ["silver.frames"]
+    tasks = {t.task_id: t for t in dag.tasks}
+    assert set(tasks) == {"embed_frames", "embed_audio", "tokenize"}
+    assert tasks["embed_audio"].upstream_task_ids == {"embed_frames"}  # one writer of silver.embeddings at a time
+    assert {o.name for o in tasks["embed_frames"].outlets} == {"silver.embeddings"}
+    assert {o.name for o in tasks["tokenize"].outlets} == {"gold.tokens"}
 
 
 @pytest.mark.parametrize("path", sorted(DAGS_FOLDER.glob("*.py")), ids=lambda p: p.name)

@@ -270,16 +270,16 @@ def demo(
     settings = _settings()
     corpus = settings.home / "corpus" / f"seed{seed}-n{n}-port{port}"
     if not (corpus / "ground_truth.json").exists():
-        console.rule("1/5 synthesize")
+        console.rule("1/6 synthesize")
         synth(corpus, n=n, seed=seed, base_url=f"http://127.0.0.1:{port}", metadata_only=False, rows=0,
               as_json=False)
     else:
         console.print(f"corpus already at {corpus}")
     with serving(corpus, port) as url:
-        console.rule(f"2/5 ads_ingest through Airflow (corpus served at {url})")
+        console.rule(f"2/6 ads_ingest through Airflow (corpus served at {url})")
         run("ads_ingest", param=[f"manifest={corpus / 'manifest.parquet'}", f"crawl_date={crawl_date}"],
             as_json=False)
-    console.rule("3/5 reconciliation")
+    console.rule("3/6 reconciliation")
     day = dt.date.fromisoformat(crawl_date)
     lake = _lake()
     print_reconciliation(reconcile(lake, day).as_dict())
@@ -287,7 +287,7 @@ def demo(
     out.print(f"ground truth: {check.matched}/{check.checked} ads where the corpus says they belong")
     for m in check.mismatches:
         out.print(f"  [red]{m['ad']}[/]: expected {m['expected']}, found {m['found']}")
-    console.rule("4/5 ads_parse through Airflow (triggered by bronze.videos)")
+    console.rule("4/6 ads_parse through Airflow (triggered by bronze.videos)")
     run("ads_parse", param=[], as_json=False)
     from adlake.evaluate.parse import score_lake
     from adlake.parse.batch import reconcile_parse
@@ -296,7 +296,9 @@ def demo(
     with _stdout_to_stderr():
         parse_score = score_lake(lake, corpus)
     print_parse_score(parse_score)
-    console.rule("5/5 lake")
+    console.rule("5/6 ads_features through Airflow (triggered by silver.frames)")
+    run("ads_features", param=[], as_json=False)
+    console.rule("6/6 lake")
     tables(show_all=False, as_json=False)
     out.print(f"corpus: {corpus} · lake: {settings.lake.uri} · media: {settings.media.uri} · "
               f"MLflow: {settings.mlflow.tracking_uri}")

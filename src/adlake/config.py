@@ -55,6 +55,7 @@ class SparkConf(_Section):
 class RayConf(_Section):
     address: str | None = None
     num_cpus: int | None = None
+    object_store_mb: int = Field(512, gt=0)  # local Ray only: bounds the object store on a small machine
 
 
 class MlflowConf(_Section):
@@ -155,6 +156,27 @@ class ParseConf(_Section):
     asr: AsrConf = Field(default_factory=AsrConf)
 
 
+class FrameEncoderConf(_Section):
+    model: Literal["efficientnet-lite0", "resnet50"] = "efficientnet-lite0"
+    checkpoint: str | None = None  # null: the bundled ImageNet EfficientNet-Lite0; resnet50 needs a state dict
+    batch_size: int = Field(32, gt=0)
+
+
+class AudioEncoderConf(_Section):
+    model_path: str | None = None  # a CTranslate2 Whisper folder; null: the bundled tiny.en encoder
+    batch_size: int = Field(8, gt=0)
+
+
+class EmbedConf(_Section):
+    device: str = "auto"  # auto, cpu or cuda
+    frame: FrameEncoderConf = Field(default_factory=FrameEncoderConf)
+    audio: AudioEncoderConf = Field(default_factory=AudioEncoderConf)
+    actors: int = Field(1, gt=0)  # Ray actors, each holding one copy of the model
+    cpus_per_actor: float = Field(1.0, gt=0)
+    gpus_per_actor: float = Field(0.0, ge=0)
+    commit_rows: int = Field(2000, gt=0)  # rows per delta-rs commit
+
+
 def _deep_merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():
@@ -227,6 +249,7 @@ class Settings(BaseSettings):
     airflow: AirflowConf = Field(default_factory=AirflowConf)
     ingest: IngestConf = Field(default_factory=IngestConf)
     parse: ParseConf = Field(default_factory=ParseConf)
+    embed: EmbedConf = Field(default_factory=EmbedConf)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

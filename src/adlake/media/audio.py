@@ -29,11 +29,11 @@ class Soundtrack:
         return read_wav(self.speech_wav)
 
 
-def read_wav(path: Path) -> np.ndarray:
-    """Float32 samples in [-1, 1] of a 16-bit mono WAV."""
-    with wave.open(str(path)) as w:
+def read_wav(source) -> np.ndarray:
+    """Float32 samples in [-1, 1] of a 16-bit mono WAV (a path or a binary file object)."""
+    with wave.open(source if hasattr(source, "read") else str(source)) as w:
         if w.getsampwidth() != 2 or w.getnchannels() != 1:
-            raise AudioError(f"{path}: expected 16-bit mono PCM")
+            raise AudioError(f"{source}: expected 16-bit mono PCM")
         return np.frombuffer(w.readframes(w.getnframes()), dtype=np.int16).astype(np.float32) / 32768.0
 
 

@@ -112,6 +112,10 @@ class MediaStore:
                 dst.write(chunk)
         return self.commit(tmp, digest.hexdigest(), kind)[0]
 
+    def read_bytes(self, key: str) -> bytes:
+        with self.fs.open(f"{self._root_path}/{key}", "rb") as f:
+            return f.read()
+
     def local_copy(self, key: str) -> tuple[Path, bool]:
         """A local path to a blob for tools that need a file; True when it is a temporary copy to delete."""
         if self.local:

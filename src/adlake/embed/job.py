@@ -1,0 +1,227 @@
+"""Frame embeddings on Ray Data: pending 1 fps frames → an actor pool (the model loaded once per actor)
+→ silver.embeddings, committed by delta-rs in bounded, idempotent batches.
+
+Entities already embedded by the same ``encoder_id`` are skipped, so a rerun or a resumed run only
+does what is missing. Ray runs locally by default and on a cluster when ``ray.address`` is set.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+
+from adlake.config import Settings
+from adlake.lake import Lake
+from schemas.registry import CLIPS, EMBEDDINGS, FRAMES, PARSED_VIDEOS
+
+
+def load_frame_encoder(settings: Settings, device: str = "cpu"):
+    from adlake.embed.encoders import EfficientNetLite0, ResNet50
+
+    conf = settings.embed.frame
+    if conf.model == "efficientnet-lite0":
+        return EfficientNetLite0.load(conf.checkpoint, device)
+    if conf.model == "resnet50":
+        return ResNet50.load(conf.checkpoint, device)
+    raise ValueError(f"unknown embed.frame.model {conf.model!r}")
+
+
+def load_audio_encoder(settings: Settings, device: str = "cpu"):
+    from adlake.embed.encoders import WhisperAudioEncoder
+
+    return WhisperAudioEncoder.load(settings.embed.audio.model_path, device)
+
+
+# -- what is pending ----------------------------------------------------------------------------------
+def _embedded(lake: Lake, entity_type: str, encoder_id: str) -> set[str]:
+    if not lake.exists(EMBEDDINGS):
+        return set()
+    from adlake.lake.sql import sql_literal
+
+    done = lake.read(EMBEDDINGS, columns=["entity_id"],
+                     where=f"entity_type = {sql_literal(entity_type)} AND encoder_id = {sql_literal(encoder_id)}")
+    return set(done["entity_id"].to_pylist())
+
+
+def pending_frames(lake: Lake, encoder_id: str) -> list[dict[str, Any]]:
+    """Every 1 fps frame not yet embedded by this encoder (views reuse their frame's embedding)."""
+    if not lake.exists(FRAMES):
+        return []
+    rows = lake.read(FRAMES, columns=["frame_id", "media_uri"], where="role = 'fps1'").to_pylist()
+    done = _embedded(lake, "frame", encoder_id)
+    return sorted(({"entity_id": r["frame_id"], "media_uri": r["media_uri"]} for r in rows
+                   if r["frame_id"] not in done), key=lambda r: r["entity_id"])
+
+
+def pending_clip_audio(lake: Lake, encoder_id: str) -> list[dict[str, Any]]:
+    """Every clip of a video with audio, as a window of its 16 kHz soundtrack, not yet embedded."""
+    if not (lake.exists(CLIPS) and lake.exists(PARSED_VIDEOS)):
+        return []
+    audio = {r["video_id"]: r["speech_audio_uri"] for r in lake.read(
+        PARSED_VIDEOS, columns=["video_id", "speech_audio_uri"], where="speech_audio_uri IS NOT NULL").to_pylist()}
+    done = _embedded(lake, "audio", encoder_id)
+    rows = lake.read(CLIPS, columns=["clip_id", "video_id", "start_s", "end_s"]).to_pylist()
+    return sorted(({"entity_id": r["clip_id"], "media_uri": audio[r["video_id"]], "start_s": r["start_s"],
+                    "end_s": r["end_s"]} for r in rows if r["video_id"] in audio and r["clip_id"] not in done),
+                  key=lambda r: r["entity_id"])
+
+
+# -- the Ray actors: one model per actor, loaded once ------------------------------------------------------
+def _device(settings: Settings) -> str:
+    if settings.embed.device != "auto":
+        return settings.embed.device
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class FrameEmbedder:
+    def __init__(self) -> None:
+        from adlake.config import get_settings
+        from adlake.media.store import MediaStore
+
+        settings = get_settings()
+        self.encoder = load_frame_encoder(settings, _device(settings))
+        self.store = MediaStore(settings)
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        from adlake.embed.encoders import decode_image
+
+        size = self.encoder.image_size
+        pixels, errors = [], []
+        for uri in batch["media_uri"]:
+            try:
+                pixels.append(decode_image(self.store.read_bytes(self.store.key_of(str(uri))), size))
+                errors.append("")
+            except Exception as e:  # noqa: BLE001 - a bad frame is quarantined, not the batch
+                pixels.append(np.zeros((3, size, size), np.float32))
+                errors.append(f"{type(e).__name__}: {e}"[:500])
+        vectors = self.encoder.embed_tensors(np.stack(pixels))
+        return {"entity_id": batch["entity_id"], "vector": vectors, "error": np.array(errors, dtype=object)}
+
+
+class AudioEmbedder:
+    def __init__(self) -> None:
+        from adlake.config import get_settings
+        from adlake.media.store import MediaStore
+
+        settings = get_settings()
+        self.encoder = load_audio_encoder(settings, _device(settings))
+        self.store = MediaStore(settings)
+        self._cache: dict[str, np.ndarray] = {}
+
+    def _track(self, uri: str) -> np.ndarray:
+        import io
+
+        from adlake.media.audio import read_wav
+
+        if uri not in self._cache:
+            self._cache = {uri: read_wav(io.BytesIO(self.store.read_bytes(self.store.key_of(uri))))}
+        return self._cache[uri]
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        clips, errors = [], []
+        for uri, start, end in zip(batch["media_uri"], batch["start_s"], batch["end_s"], strict=True):
+            try:
+                track = self._track(str(uri))
+                piece = track[int(start * 16_000): int(end * 16_000)]
+                if len(piece) == 0:
+                    raise ValueError(f"no audio between {start} s and {end} s")
+                clips.append(piece)
+                errors.append("")
+            except Exception as e:  # noqa: BLE001 - a bad window is quarantined, not the batch
+                clips.append(np.zeros(16_000, np.float32))
+                errors.append(f"{type(e).__name__}: {e}"[:500])
+        return {"entity_id": batch["entity_id"], "vector": self.encoder.embed(clips),
+                "error": np.array(errors, dtype=object)}
+
+
+# -- the driver ---------------------------------------------------------------------------------------------
+@dataclass
+class EmbedResult:
+    entity_type: str
+    encoder_id: str
+    pending: int
+    embedded: int
+    quarantined: int
+    commits: int
+    seconds: float
+    per_second: float
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def ray_init(settings: Settings) -> None:
+    import ray
+
+    if ray.is_initialized():
+        return
+    env = {k: v for k, v in os.environ.items() if k.startswith("ADLAKE")}
+    env.setdefault("ADLAKE_HOME", str(settings.home))
+    env.setdefault("ADLAKE_ENV", settings.env)
+    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "include_dashboard": False, "log_to_driver": False,
+                              "ignore_reinit_error": True}
+    if settings.ray.address:
+        kwargs["address"] = settings.ray.address
+    else:  # a bounded local Ray on this machine
+        kwargs.update(num_cpus=settings.ray.num_cpus, object_store_memory=settings.ray.object_store_mb * 1024 * 1024)
+    ray.init(**kwargs)
+
+
+def _table(entity_ids, vectors: np.ndarray, entity_type: str, encoder_id: str, run_id: str) -> pa.Table:
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    fixed = pa.FixedSizeListArray.from_arrays(pa.array(vectors.ravel()), vectors.shape[1])
+    n = len(entity_ids)
+    return pa.table({"entity_id": pa.array([str(x) for x in entity_ids], pa.string()),
+                     "entity_type": pa.array([entity_type] * n, pa.string()),
+                     "encoder_id": pa.array([encoder_id] * n, pa.string()),
+                     "vector": fixed.cast(pa.list_(pa.float32())),
+                     "run_id": pa.array([run_id] * n, pa.string())})
+
+
+def embed_pending(lake: Lake, entity_type: str) -> EmbedResult:
+    """Embed what is pending for one entity type ('frame' or 'audio') and commit it in bounded batches."""
+    import ray
+
+    from adlake.embed.encoders import encoder_id_for
+    from adlake.lake import Quarantine, QuarantineRecord
+
+    settings, conf = lake.settings, lake.settings.embed
+    t0 = time.perf_counter()
+    encoder_id = encoder_id_for(settings, "video" if entity_type == "frame" else "audio")
+    items = pending_frames(lake, encoder_id) if entity_type == "frame" else pending_clip_audio(lake, encoder_id)
+    embedded = quarantined = commits = 0
+    if items:
+        ray_init(settings)
+        actor, batch_size = (FrameEmbedder, conf.frame.batch_size) if entity_type == "frame" else \
+            (AudioEmbedder, conf.audio.batch_size)
+        # one block per batch: no re-chunking of many tiny blocks between read and the actors
+        blocks = max(1, -(-len(items) // batch_size))
+        ds = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
+            actor, batch_size=batch_size, batch_format="numpy", concurrency=conf.actors,
+            num_cpus=conf.cpus_per_actor, num_gpus=conf.gpus_per_actor)
+        quarantine = Quarantine(lake)
+        for batch in ds.iter_batches(batch_size=conf.commit_rows, batch_format="numpy"):
+            errors = [str(e) for e in batch["error"]]
+            good = [i for i, e in enumerate(errors) if not e]
+            bad = [i for i, e in enumerate(errors) if e]
+            if good:
+                quarantine.resolve("embed", [f"{entity_type}/{batch['entity_id'][i]}" for i in good])
+                table = _table(batch["entity_id"][good], batch["vector"][good], entity_type, encoder_id,
+                               lake.ctx.run_id)
+                write = lake.merge(EMBEDDINGS, table)
+                commits += 0 if write.skipped else 1
+                embedded += len(good)
+            if bad:
+                quarantine.add([QuarantineRecord("embed", f"{entity_type}/{batch['entity_id'][i]}", "embed_input",
+                                                 errors[i], encoder_id) for i in bad])
+                quarantined += len(bad)
+    seconds = time.perf_counter() - t0
+    return EmbedResult(entity_type, encoder_id, len(items), embedded, quarantined, commits, round(seconds, 2),
+                       round(embedded / seconds, 2) if embedded else 0.0)
