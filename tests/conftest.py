@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 from pathlib import Path
 
@@ -49,6 +50,20 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     out = tmp_path_factory.mktemp("corpus")
     generate(out, n=4, seed=11, base_url=f"http://127.0.0.1:{port}")
     return out
+
+
+@contextlib.contextmanager
+def adlake_home(home: Path):
+    """ADLAKE_HOME pointed at ``home`` for a module-scoped fixture (the function-scoped ``home`` cannot)."""
+    from adlake.config import get_settings
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ADLAKE_HOME", str(home))
+        get_settings.cache_clear()
+        try:
+            yield home
+        finally:
+            get_settings.cache_clear()
 
 
 def queue_ads(lake, day, urls: dict[str, str]) -> None:

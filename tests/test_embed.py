@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -66,17 +65,13 @@ def test_bundled_audio_encoder_pools_whisper_states_per_clip() -> None:
 @pytest.fixture(scope="module")
 def parsed_home(corpus: Path, tmp_path_factory: pytest.TempPathFactory):
     """Two corpus videos parsed into a fresh lake (frames and clip soundtracks to embed)."""
-    from adlake.config import get_settings
     from adlake.lake import Lake
     from adlake.parse.batch import commit_parse, parse_batch
     from adlake.provenance import RunContext
-    from tests.conftest import register_videos
+    from tests.conftest import adlake_home, register_videos
 
     home = tmp_path_factory.mktemp("embed") / "home"
-    old = os.environ.get("ADLAKE_HOME")
-    os.environ["ADLAKE_HOME"] = str(home)
-    get_settings.cache_clear()
-    try:
+    with adlake_home(home):
         truth = json.loads((corpus / "ground_truth.json").read_text())["ads"]
         files = sorted({corpus / t["file"] for t in truth.values() if t["kind"] == "voiceover"})[:2]
         lake = Lake(RunContext.create("test", run_id="parse-1"))
@@ -84,15 +79,9 @@ def parsed_home(corpus: Path, tmp_path_factory: pytest.TempPathFactory):
         parse_batch(lake, 0, 1)
         commit_parse(lake)
         yield SimpleNamespace(lake=lake, home=home)
-    finally:
         import ray
 
         ray.shutdown()
-        if old is None:
-            os.environ.pop("ADLAKE_HOME", None)
-        else:
-            os.environ["ADLAKE_HOME"] = old
-        get_settings.cache_clear()
 
 
 @pytest.mark.slow

@@ -75,20 +75,14 @@ def test_one_decode_gives_shots_and_1fps_frames_in_display_orientation(tmp_path:
 @pytest.fixture(scope="module")
 def parsed_lake(corpus: Path, tmp_path_factory: pytest.TempPathFactory):
     """The corpus's good videos plus one whose blob is broken, parsed in two batches and committed."""
-    import os
-
-    from adlake.config import get_settings
     from adlake.lake import Lake
     from adlake.media.store import MediaStore
     from adlake.parse.batch import commit_parse, parse_batch, plan_batches
     from adlake.provenance import RunContext
-    from tests.conftest import register_videos
+    from tests.conftest import adlake_home, register_videos
 
     home = tmp_path_factory.mktemp("parse") / "home"
-    old = os.environ.get("ADLAKE_HOME")
-    os.environ["ADLAKE_HOME"] = str(home)
-    get_settings.cache_clear()
-    try:
+    with adlake_home(home):
         truth = json.loads((corpus / "ground_truth.json").read_text())["ads"]
         files = sorted({corpus / t["file"] for t in truth.values() if t["kind"] != "bad"})
         broken_copy = home.parent / "broken.mp4"
@@ -103,12 +97,6 @@ def parsed_lake(corpus: Path, tmp_path_factory: pytest.TempPathFactory):
         summary = commit_parse(lake)
         yield SimpleNamespace(lake=lake, ids=ids, broken=ids[-1], plan=plan, results=results, summary=summary,
                               files=files, home=home)
-    finally:
-        if old is None:
-            os.environ.pop("ADLAKE_HOME", None)
-        else:
-            os.environ["ADLAKE_HOME"] = old
-        get_settings.cache_clear()
 
 
 @pytest.mark.media

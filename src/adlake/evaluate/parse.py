@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from adlake.evaluate.asr import normalise, timed_within
-from adlake.evaluate.shots import ShotScore, match
+from adlake.evaluate.shots import ShotScore
 from adlake.lake import Lake
 from adlake.media.frames import MAX_TEMPORAL, SPATIAL_LONG_SIDE, TEMPORAL_LONG_SIDE
 from schemas.registry import ASR_SENTENCES, CLIPS, FRAMES, PARSED_VIDEOS, SHOTS, VIDEOS
@@ -62,13 +62,7 @@ def score_lake(lake: Lake, corpus: Path, tolerance_s: float = 0.5) -> dict[str, 
                 labels["found"] += 1
                 labels["right"] += near["type"] == s["transition"]
                 labels["dissolves_labelled"] += near["type"] == s["transition"] == "dissolve"
-        cut_hits, dissolve_hits, extra = match(found, t["boundaries"], tolerance_s)
-        shot_score.videos += 1
-        shot_score.cuts += sum(1 for b in t["boundaries"] if b["type"] == "cut")
-        shot_score.dissolves += sum(1 for b in t["boundaries"] if b["type"] == "dissolve")
-        shot_score.cut_hits += cut_hits
-        shot_score.dissolve_hits += dissolve_hits
-        shot_score.false_positives += extra
+        shot_score.add(found, t["boundaries"])
 
         got = sorted(sentences[vid], key=lambda s: s["idx"])
         if t["has_audio"]:

@@ -34,6 +34,16 @@ class ShotScore:
         p, r = self.precision, self.recall
         return 2 * p * r / (p + r) if p + r else 0.0
 
+    def add(self, found: list[float], truth: list[dict]) -> None:
+        """Score one video's found boundaries against its true ones."""
+        cut_hits, dissolve_hits, extra = match(found, truth, self.tolerance_s)
+        self.videos += 1
+        self.cuts += sum(1 for b in truth if b["type"] == "cut")
+        self.dissolves += sum(1 for b in truth if b["type"] == "dissolve")
+        self.cut_hits += cut_hits
+        self.dissolve_hits += dissolve_hits
+        self.false_positives += extra
+
     def as_dict(self) -> dict:
         return {**asdict(self), "precision": round(self.precision, 4), "recall": round(self.recall, 4),
                 "f1": round(self.f1, 4)}
@@ -58,12 +68,5 @@ def score_corpus(corpus: Path, conf: ShotsConf, tolerance_s: float = 0.5) -> Sho
     for t in truth.values():
         if t["kind"] == "bad":
             continue
-        found = boundaries(detect_shots(Path(corpus) / t["file"], conf))
-        cut_hits, dissolve_hits, extra = match(found, t["boundaries"], tolerance_s)
-        score.videos += 1
-        score.cuts += sum(1 for b in t["boundaries"] if b["type"] == "cut")
-        score.dissolves += sum(1 for b in t["boundaries"] if b["type"] == "dissolve")
-        score.cut_hits += cut_hits
-        score.dissolve_hits += dissolve_hits
-        score.false_positives += extra
+        score.add(boundaries(detect_shots(Path(corpus) / t["file"], conf)), t["boundaries"])
     return score
