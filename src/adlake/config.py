@@ -24,6 +24,15 @@ _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 _SECRET_SECTIONS = ("storage_options",)
 
 
+def resolve_device(setting: str) -> str:
+    """A configured device: ``auto`` is cuda when torch sees a GPU, else cpu."""
+    if setting != "auto":
+        return setting
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
 class ConfigError(ValueError):
     pass
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from adlake.config import AsrConf
+from adlake.config import AsrConf, resolve_device
 
 SAMPLE_RATE = 16_000
 SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*$")
@@ -76,7 +76,7 @@ class Transcriber:
         from whisperx.vads import Pyannote
 
         self.conf = conf
-        device = conf.device if conf.device != "auto" else ("cuda" if torch.cuda.is_available() else "cpu")
+        device = resolve_device(conf.device)
         compute = conf.compute_type if conf.compute_type != "auto" else ("float16" if device == "cuda" else "int8")
         self.vad = Pyannote(torch.device(device), token=None, vad_onset=conf.vad_onset, vad_offset=conf.vad_offset,
                             chunk_size=conf.chunk_size_s)

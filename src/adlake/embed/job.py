@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from adlake.config import Settings
+from adlake.config import Settings, resolve_device
 from adlake.lake import Lake
 from schemas.registry import CLIPS, EMBEDDINGS, FRAMES, PARSED_VIDEOS
 
@@ -72,21 +72,13 @@ def pending_clip_audio(lake: Lake, encoder_id: str) -> list[dict[str, Any]]:
 
 
 # -- the Ray actors: one model per actor, loaded once ------------------------------------------------------
-def _device(settings: Settings) -> str:
-    if settings.embed.device != "auto":
-        return settings.embed.device
-    import torch
-
-    return "cuda" if torch.cuda.is_available() else "cpu"
-
-
 class FrameEmbedder:
     def __init__(self) -> None:
         from adlake.config import get_settings
         from adlake.media.store import MediaStore
 
         settings = get_settings()
-        self.encoder = load_frame_encoder(settings, _device(settings))
+        self.encoder = load_frame_encoder(settings, resolve_device(settings.embed.device))
         self.store = MediaStore(settings)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -111,7 +103,7 @@ class AudioEmbedder:
         from adlake.media.store import MediaStore
 
         settings = get_settings()
-        self.encoder = load_audio_encoder(settings, _device(settings))
+        self.encoder = load_audio_encoder(settings, resolve_device(settings.embed.device))
         self.store = MediaStore(settings)
         self._cache: dict[str, np.ndarray] = {}
 

@@ -13,11 +13,14 @@ from pathlib import Path
 
 import numpy as np
 
+from adlake.errors import ClassifiedError
+
 SAMPLE_RATE = 16_000
 
 
-class AudioError(Exception):
-    error_class = "audio_decode"
+class AudioError(ClassifiedError):
+    def __init__(self, message: str):
+        super().__init__("audio_decode", message)
 
 
 @dataclass

@@ -13,14 +13,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from adlake.errors import ClassifiedError
+
 PLAYLIST_MARKERS = (b"#EXTM3U", b"#EXT-X-", b"#EXTINF", b"ffconcat version", b"<MPD", b"[playlist]")
 PLAYLIST_FORMATS = ("hls", "concat", "dash", "webm_dash_manifest", "applehttp")
 
 
-class ProbeError(Exception):
-    def __init__(self, error_class: str, message: str):
-        super().__init__(message)
-        self.error_class = error_class
+class ProbeError(ClassifiedError):
+    pass
 
 
 @dataclass

@@ -26,10 +26,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from adlake.config import Settings
+from adlake.errors import ClassifiedError
 from adlake.lake import Lake, Quarantine, QuarantineRecord, count_values
 from adlake.lake.sql import sql_literal
 from adlake.media.store import MediaStore
-from adlake.parse.video import ParseError, parse_video
+from adlake.parse.video import parse_video
 from schemas import TableSpec
 from schemas.registry import ADS, ASR_SENTENCES, ASR_WORDS, CLIPS, FRAMES, PARSED_VIDEOS, SHOTS, VIDEOS
 
@@ -125,7 +126,7 @@ def parse_batch(lake: Lake, batch: int, batches: int) -> BatchResult:
         path, temporary = store.local_copy(store.key_of(video["media_uri"]))
         try:
             parsed = parse_video(video, path, settings, store, transcriber, run_id)
-        except ParseError as e:
+        except ClassifiedError as e:
             _stage(root, vid, {}, {"ok": False, "error_class": e.error_class, "message": str(e)})
             errors.append(e.error_class)
             continue

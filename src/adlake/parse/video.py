@@ -1,7 +1,7 @@
 """One video through ads_parse: soundtrack → ASR; one decode → shots + 1 fps frames; clips; views.
 
 Returns the rows of every silver table the video contributes to; writes only blobs (content-addressed,
-so a retry rewrites nothing). Errors a bad video can cause are :class:`ParseError` with a stable class.
+so a retry rewrites nothing). Errors a bad video can cause are classified (``ParseError``, ``AudioError``: an ``error_class`` each).
 """
 
 from __future__ import annotations
@@ -16,16 +16,15 @@ from typing import Any
 from adlake.clips.segment import Segmentation, segment
 from adlake.clips.shots import Shot, boundaries, detect_shots
 from adlake.config import Settings
-from adlake.media.audio import AudioError, extract_soundtrack
+from adlake.errors import ClassifiedError
+from adlake.media.audio import extract_soundtrack
 from adlake.media.frames import FrameTap, clip_samples, spatial_view, temporal_views
 from adlake.media.store import MediaStore
 from schemas.registry import ASR_SENTENCES, ASR_WORDS, CLIPS, FRAMES, PARSED_VIDEOS, SHOTS
 
 
-class ParseError(Exception):
-    def __init__(self, error_class: str, message: str):
-        super().__init__(message)
-        self.error_class = error_class
+class ParseError(ClassifiedError):
+    pass
 
 
 @dataclass
@@ -60,10 +59,7 @@ def parse_video(video: dict[str, Any], path: Path, settings: Settings, store: Me
     if video["has_audio"]:
         with tempfile.TemporaryDirectory(prefix="adlake-audio-") as tmp:
             t0 = time.perf_counter()
-            try:
-                track = extract_soundtrack(path, Path(tmp))
-            except AudioError as e:
-                raise ParseError(e.error_class, str(e)) from e
+            track = extract_soundtrack(path, Path(tmp))  # AudioError: classified, quarantined by the batch
             timings["audio_s"] = time.perf_counter() - t0
             transcriber = transcriber_for()  # loaded once per batch, outside the timing
             t0 = time.perf_counter()
