@@ -1,7 +1,8 @@
 """ads_features: frames and clip soundtracks → embeddings (Ray) → tokens with the production tokenizer.
 
-Runs when silver.frames changes. embed_frames and embed_audio run the Ray Data job for what is not yet
-embedded by the configured encoders; tokenize uses the production RQ-VAE tokenizers, and on a lake
+Runs when silver.frames changes. embed_frames, embed_audio (each clip's soundtrack) and embed_bgm
+(background-music windows where nobody speaks) run the Ray Data job for what is not yet embedded by the
+configured encoders; tokenize uses the production RQ-VAE tokenizers, and on a lake
 with none yet it says that tokenization waits for train_tokenizer, and succeeds.
 """
 
@@ -38,6 +39,12 @@ def ads_features():
 
         return main([*job_argv(), "--entity", "audio"])
 
+    @task(outlets=[asset("silver.embeddings")], multiple_outputs=False)
+    def embed_bgm() -> dict:
+        from jobs.embed import main
+
+        return main([*job_argv(), "--entity", "bgm"])
+
     @task(outlets=[asset("gold.tokens")], multiple_outputs=False)
     def tokenize() -> dict:
         from jobs.tokenize import main
@@ -45,7 +52,7 @@ def ads_features():
         return main(job_argv())
 
     # one writer of silver.embeddings at a time: the two jobs run one after the other
-    embed_frames() >> embed_audio() >> tokenize()
+    embed_frames() >> embed_audio() >> embed_bgm() >> tokenize()
 
 
 ads_features()

@@ -1,7 +1,8 @@
 """Embed pending frames or clip soundtracks on Ray Data and commit them to silver.embeddings.
 
     python -m jobs.embed --entity frame [--run-id ID]
-    python -m jobs.embed --entity audio
+    python -m jobs.embed --entity audio        # each clip's soundtrack
+    python -m jobs.embed --entity bgm          # background-music windows where nobody speaks
 
 Entities already embedded by the configured encoder are skipped; a rerun adds nothing.
 """
@@ -21,7 +22,7 @@ JOB = "embed"
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     p = parser(__doc__.splitlines()[0])
-    p.add_argument("--entity", choices=["frame", "audio"], required=True)
+    p.add_argument("--entity", choices=["frame", "audio", "bgm"], required=True)
     args = p.parse_args(argv)
     ctx = context(JOB, args)
     lake = Lake(ctx)

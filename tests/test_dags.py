@@ -31,7 +31,7 @@ def dagbag(tmp_path_factory: pytest.TempPathFactory):
 def test_every_dag_file_imports_without_errors(dagbag) -> None:
     dags, errors = dagbag
     assert errors == {}
-    assert {"ads_ingest", "ads_parse", "ads_features"} <= set(dags)
+    assert {"ads_ingest", "ads_parse", "ads_features", "train_tokenizer"} <= set(dags)
     files = {p.stem for p in DAGS_FOLDER.glob("*.py")}
     assert files <= {d.fileloc and Path(d.fileloc).stem for d in dags.values()}
 
@@ -68,10 +68,23 @@ def test_ads_features_shape(dagbag) -> None:
     dag = dagbag[0]["ads_features"]
     assert [a.name for a in dag.timetable.asset_condition.objects] == ["silver.frames"]
     tasks = {t.task_id: t for t in dag.tasks}
-    assert set(tasks) == {"embed_frames", "embed_audio", "tokenize"}
-    assert tasks["embed_audio"].upstream_task_ids == {"embed_frames"}  # one writer of silver.embeddings at a time
+    assert set(tasks) == {"embed_frames", "embed_audio", "embed_bgm", "tokenize"}
+    # one writer of silver.embeddings at a time
+    assert tasks["embed_audio"].upstream_task_ids == {"embed_frames"}
+    assert tasks["embed_bgm"].upstream_task_ids == {"embed_audio"}
+    assert tasks["tokenize"].upstream_task_ids == {"embed_bgm"}
     assert {o.name for o in tasks["embed_frames"].outlets} == {"silver.embeddings"}
     assert {o.name for o in tasks["tokenize"].outlets} == {"gold.tokens"}
+
+
+def test_train_tokenizer_shape(dagbag) -> None:
+    dag = dagbag[0]["train_tokenizer"]
+    tasks = {t.task_id: t for t in dag.tasks}
+    assert set(tasks) == {"train_video", "train_audio"}
+    assert tasks["train_audio"].upstream_task_ids == {"train_video"}
+    assert tasks["train_audio"].trigger_rule == "all_done"  # a failed video gate does not skip audio
+    assert all(t.retries == 0 for t in tasks.values())  # a failed gate is a verdict: no retry
+    assert dag.max_active_runs == 1 and not dag.catchup
 
 
 @pytest.mark.parametrize("path", sorted(DAGS_FOLDER.glob("*.py")), ids=lambda p: p.name)

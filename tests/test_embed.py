@@ -62,6 +62,16 @@ def test_bundled_audio_encoder_pools_whisper_states_per_clip() -> None:
     assert np.allclose(vectors[0], vectors[2], atol=1e-4) and float(vectors[0] @ vectors[1]) < 0.999
 
 
+def test_music_windows_are_whole_windows_clear_of_speech() -> None:
+    from adlake.embed.job import music_windows
+
+    assert music_windows(10.0, [], 3.0, 0.25) == [(0.0, 3.0), (3.0, 6.0), (6.0, 9.0)]
+    # speech 2-4 s (kept clear by 0.25 s): 0-1.75 is too short, the next window starts at 4.25
+    assert music_windows(12.0, [(2.0, 4.0)], 3.0, 0.25) == [(4.25, 7.25), (7.25, 10.25)]
+    assert music_windows(12.0, [(8.0, 9.0), (0.5, 4.0)], 3.0, 0.25) == [(4.25, 7.25)]
+    assert music_windows(5.0, [(0.0, 5.0)], 3.0, 0.25) == []
+
+
 @pytest.fixture(scope="module")
 def parsed_home(corpus: Path, tmp_path_factory: pytest.TempPathFactory):
     """Two corpus videos parsed into a fresh lake (frames and clip soundtracks to embed)."""
@@ -87,7 +97,7 @@ def parsed_home(corpus: Path, tmp_path_factory: pytest.TempPathFactory):
 @pytest.mark.slow
 def test_ray_job_embeds_every_frame_and_clip_once_and_resumes(parsed_home) -> None:
     from adlake.embed.encoders import encoder_id_for
-    from adlake.embed.job import embed_pending, pending_clip_audio, pending_frames
+    from adlake.embed.job import embed_pending, pending_bgm, pending_clip_audio, pending_frames
     from adlake.lake import Quarantine
     from adlake.media.store import MediaStore
     from adlake.provenance import RunContext
@@ -107,9 +117,13 @@ def test_ray_job_embeds_every_frame_and_clip_once_and_resumes(parsed_home) -> No
     assert result.quarantined == len(shared) and result.embedded == len(frames) - len(shared)
     audio = embed_pending(lake, "audio")
     assert audio.pending == lake.count(CLIPS) == audio.embedded
+    bgm = embed_pending(lake, "bgm")
+    windows = pending_bgm(lake, bgm.encoder_id)
+    assert windows == [] and bgm.embedded == bgm.pending  # every window where nobody speaks, embedded
 
     table = lake.read(EMBEDDINGS).to_pylist()
-    by_type = {t: [r for r in table if r["entity_type"] == t] for t in ("frame", "audio")}
+    by_type = {t: [r for r in table if r["entity_type"] == t] for t in ("frame", "audio", "bgm")}
+    assert len(by_type["bgm"]) == bgm.embedded and all(":bgm:" in r["entity_id"] for r in by_type["bgm"])
     assert {r["encoder_id"] for r in by_type["frame"]} == {encoder_id_for(settings, "video")}
     assert {len(r["vector"]) for r in by_type["frame"]} == {1280}
     assert {len(r["vector"]) for r in by_type["audio"]} == {384}

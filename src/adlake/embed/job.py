@@ -8,6 +8,7 @@ does what is missing. Ray runs locally by default and on a cluster when ``ray.ad
 from __future__ import annotations
 
 import os
+import threading
 import time
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -17,24 +18,29 @@ import pyarrow as pa
 
 from adlake.config import Settings, resolve_device
 from adlake.lake import Lake
-from schemas.registry import CLIPS, EMBEDDINGS, FRAMES, PARSED_VIDEOS
+from schemas.registry import ASR_SENTENCES, CLIPS, EMBEDDINGS, FRAMES, PARSED_VIDEOS
 
 
 def load_frame_encoder(settings: Settings, device: str = "cpu"):
-    from adlake.embed.encoders import EfficientNetLite0, ResNet50
+    from adlake.embed.encoders import EfficientNetLite0, OpenClipImage, ResNet50
 
     conf = settings.embed.frame
     if conf.model == "efficientnet-lite0":
         return EfficientNetLite0.load(conf.checkpoint, device)
     if conf.model == "resnet50":
         return ResNet50.load(conf.checkpoint, device)
+    if conf.model == "open_clip":
+        return OpenClipImage.load(conf.open_clip_arch, conf.checkpoint, device)
     raise ValueError(f"unknown embed.frame.model {conf.model!r}")
 
 
 def load_audio_encoder(settings: Settings, device: str = "cpu"):
-    from adlake.embed.encoders import WhisperAudioEncoder
+    from adlake.embed.encoders import PannsCnn14, WhisperAudioEncoder
 
-    return WhisperAudioEncoder.load(settings.embed.audio.model_path, device)
+    conf = settings.embed.audio
+    if conf.model == "panns-cnn14":
+        return PannsCnn14.load(conf.checkpoint, device)
+    return WhisperAudioEncoder.load(conf.model_path, device)
 
 
 # -- what is pending ----------------------------------------------------------------------------------
@@ -71,6 +77,42 @@ def pending_clip_audio(lake: Lake, encoder_id: str) -> list[dict[str, Any]]:
                   key=lambda r: r["entity_id"])
 
 
+def music_windows(duration_s: float, speech: list[tuple[float, float]], window_s: float, margin_s: float
+                  ) -> list[tuple[float, float]]:
+    """Whole windows of ``window_s`` seconds that overlap no speech (each sentence widened by ``margin_s``)."""
+    windows, cursor = [], 0.0
+    for start, end in [*sorted(speech), (duration_s + margin_s, duration_s + margin_s)]:
+        gap_end = min(start - margin_s, duration_s)
+        while cursor + window_s <= gap_end + 1e-9:
+            windows.append((round(cursor, 3), round(cursor + window_s, 3)))
+            cursor += window_s
+        cursor = max(cursor, end + margin_s)
+    return windows
+
+
+def pending_bgm(lake: Lake, encoder_id: str) -> list[dict[str, Any]]:
+    """Background-music windows (``<video_id>:bgm:<start_ms>``) where the soundtrack has no speech."""
+    if not lake.exists(PARSED_VIDEOS):
+        return []
+    conf = lake.settings.embed.bgm
+    videos = lake.read(PARSED_VIDEOS, columns=["video_id", "duration_s", "speech_audio_uri"],
+                       where="status = 'parsed' AND speech_audio_uri IS NOT NULL").to_pylist()
+    speech: dict[str, list[tuple[float, float]]] = {}
+    if lake.exists(ASR_SENTENCES):
+        for r in lake.read(ASR_SENTENCES, columns=["video_id", "start_s", "end_s"]).to_pylist():
+            speech.setdefault(r["video_id"], []).append((r["start_s"], r["end_s"]))
+    done = _embedded(lake, "bgm", encoder_id)
+    items = []
+    for v in videos:
+        for start, end in music_windows(v["duration_s"], speech.get(v["video_id"], []), conf.window_s,
+                                        conf.speech_margin_s):
+            entity_id = f"{v['video_id']}:bgm:{round(start * 1000)}"
+            if entity_id not in done:
+                items.append({"entity_id": entity_id, "media_uri": v["speech_audio_uri"], "start_s": start,
+                              "end_s": end})
+    return sorted(items, key=lambda r: r["entity_id"])
+
+
 # -- the Ray actors: one model per actor, loaded once ------------------------------------------------------
 class FrameEmbedder:
     def __init__(self) -> None:
@@ -80,6 +122,8 @@ class FrameEmbedder:
         settings = get_settings()
         self.encoder = load_frame_encoder(settings, resolve_device(settings.embed.device))
         self.store = MediaStore(settings)
+        # calls may run concurrently (embed.calls_per_actor): one decodes JPEGs while another holds the model
+        self._model_lock = threading.Lock()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         from adlake.embed.encoders import decode_image
@@ -93,7 +137,8 @@ class FrameEmbedder:
             except Exception as e:  # noqa: BLE001 - a bad frame is quarantined, not the batch
                 pixels.append(np.zeros((3, size, size), np.float32))
                 errors.append(f"{type(e).__name__}: {e}"[:500])
-        vectors = self.encoder.embed_tensors(np.stack(pixels))
+        with self._model_lock:
+            vectors = self.encoder.embed_tensors(np.stack(pixels))
         return {"entity_id": batch["entity_id"], "vector": vectors, "error": np.array(errors, dtype=object)}
 
 
@@ -106,15 +151,17 @@ class AudioEmbedder:
         self.encoder = load_audio_encoder(settings, resolve_device(settings.embed.device))
         self.store = MediaStore(settings)
         self._cache: dict[str, np.ndarray] = {}
+        self._model_lock = threading.Lock()
 
     def _track(self, uri: str) -> np.ndarray:
         import io
 
         from adlake.media.audio import read_wav
 
-        if uri not in self._cache:
-            self._cache = {uri: read_wav(io.BytesIO(self.store.read_bytes(self.store.key_of(uri))))}
-        return self._cache[uri]
+        cache = self._cache  # replaced, never mutated: safe under concurrent calls
+        if uri not in cache:
+            self._cache = cache = {uri: read_wav(io.BytesIO(self.store.read_bytes(self.store.key_of(uri))))}
+        return cache[uri]
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         clips, errors = [], []
@@ -129,8 +176,9 @@ class AudioEmbedder:
             except Exception as e:  # noqa: BLE001 - a bad window is quarantined, not the batch
                 clips.append(np.zeros(16_000, np.float32))
                 errors.append(f"{type(e).__name__}: {e}"[:500])
-        return {"entity_id": batch["entity_id"], "vector": self.encoder.embed(clips),
-                "error": np.array(errors, dtype=object)}
+        with self._model_lock:
+            vectors = self.encoder.embed(clips)
+        return {"entity_id": batch["entity_id"], "vector": vectors, "error": np.array(errors, dtype=object)}
 
 
 # -- the driver ---------------------------------------------------------------------------------------------
@@ -144,6 +192,8 @@ class EmbedResult:
     commits: int
     seconds: float
     per_second: float
+    first_commit_s: float | None = None  # until the first committed batch: Ray's actor start-up shows here
+    first_commit_rows: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -178,7 +228,7 @@ def _table(entity_ids, vectors: np.ndarray, entity_type: str, encoder_id: str, r
 
 
 def embed_pending(lake: Lake, entity_type: str) -> EmbedResult:
-    """Embed what is pending for one entity type ('frame' or 'audio') and commit it in bounded batches."""
+    """Embed what is pending for one entity type ('frame', 'audio' or 'bgm'), committed in bounded batches."""
     import ray
 
     from adlake.embed.encoders import encoder_id_for
@@ -187,16 +237,20 @@ def embed_pending(lake: Lake, entity_type: str) -> EmbedResult:
     settings, conf = lake.settings, lake.settings.embed
     t0 = time.perf_counter()
     encoder_id = encoder_id_for(settings, "video" if entity_type == "frame" else "audio")
-    items = pending_frames(lake, encoder_id) if entity_type == "frame" else pending_clip_audio(lake, encoder_id)
+    pending = {"frame": pending_frames, "audio": pending_clip_audio, "bgm": pending_bgm}[entity_type]
+    items = pending(lake, encoder_id)
     embedded = quarantined = commits = 0
+    first_commit_s, first_rows = None, 0
     if items:
         ray_init(settings)
         actor, batch_size = (FrameEmbedder, conf.frame.batch_size) if entity_type == "frame" else \
             (AudioEmbedder, conf.audio.batch_size)
         # one block per batch: no re-chunking of many tiny blocks between read and the actors
         blocks = max(1, -(-len(items) // batch_size))
+        pool = ray.data.ActorPoolStrategy(size=conf.actors, max_concurrent_calls_per_actor=conf.calls_per_actor,
+                                          enable_true_multi_threading=conf.calls_per_actor > 1)
         ds = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
-            actor, batch_size=batch_size, batch_format="numpy", concurrency=conf.actors,
+            actor, batch_size=batch_size, batch_format="numpy", compute=pool,
             num_cpus=conf.cpus_per_actor, num_gpus=conf.gpus_per_actor)
         quarantine = Quarantine(lake)
         for batch in ds.iter_batches(batch_size=conf.commit_rows, batch_format="numpy"):
@@ -214,6 +268,9 @@ def embed_pending(lake: Lake, entity_type: str) -> EmbedResult:
                 quarantine.add([QuarantineRecord("embed", f"{entity_type}/{batch['entity_id'][i]}", "embed_input",
                                                  errors[i], encoder_id) for i in bad])
                 quarantined += len(bad)
+            if first_commit_s is None:
+                first_commit_s, first_rows = round(time.perf_counter() - t0, 2), len(errors)
     seconds = time.perf_counter() - t0
     return EmbedResult(entity_type, encoder_id, len(items), embedded, quarantined, commits, round(seconds, 2),
-                       round(embedded / seconds, 2) if embedded else 0.0)
+                       round(embedded / seconds, 2) if embedded else 0.0,
+                       first_commit_s, first_rows)
