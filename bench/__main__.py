@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from bench import bench_embed, bench_filter, bench_parse
+from bench import bench_embed, bench_filter, bench_parse, bench_tokenize
 
-BENCHMARKS = {"filter": bench_filter.run, "parse": bench_parse.run, "embed": bench_embed.run}
+BENCHMARKS = {"filter": bench_filter.run, "parse": bench_parse.run, "embed": bench_embed.run,
+              "tokenize": bench_tokenize.run}
 
 
 def main() -> None:

@@ -98,13 +98,44 @@ def test_ingest_parse_and_features_dags_reconcile_and_are_idempotent(corpus: Pat
     out = {t["task_id"]: t["output"] for t in features["tasks"]}
     assert out["embed_frames"]["embedded"] == out["embed_frames"]["pending"] > 0
     assert out["embed_audio"]["embedded"] == out["embed_audio"]["pending"] > 0
-    assert out["tokenize"]["tokenized"] == 0 and "train_tokenizer" in out["tokenize"]["status"]
+    assert out["tokenize"]["tokenized"] == {} and "train_tokenizer" in out["tokenize"]["status"]
     embedded = {t["table"]: t for t in json.loads(adlake(home, "tables", "--json").stdout)}["silver.embeddings"]
-    assert embedded["rows"] == out["embed_frames"]["embedded"] + out["embed_audio"]["embedded"]
+    assert embedded["rows"] == sum(out[t]["embedded"] for t in ("embed_frames", "embed_audio", "embed_bgm"))
     again = json.loads(adlake(home, "run", "ads_features", "--json").stdout)
     assert again["ok"] and all(t["output"].get("pending", 0) == 0 for t in again["tasks"])
     assert {t["table"]: t for t in json.loads(adlake(home, "tables", "--json").stdout)}["silver.embeddings"] == \
         embedded
+
+    # train_tokenizer (a small tokenizer under conf/test.yaml), then ads_features tokenizes with it
+    trained = json.loads(adlake(home, "run", "train_tokenizer", "--json").stdout)
+    assert trained["ok"], trained
+    figures = {t["task_id"]: t["output"]["trained"] for t in trained["tasks"]}
+    assert figures["train_video"]["video"]["production"] == figures["train_audio"]["audio"]["production"] == "1"
+    tokenized = json.loads(adlake(home, "run", "ads_features", "--json").stdout)
+    tok = {t["task_id"]: t["output"] for t in tokenized["tasks"]}["tokenize"]
+    assert tok["production"] == {"video": "1", "audio": "1"}
+    assert tok["tokenized"]["video"] == out["embed_frames"]["embedded"]
+    assert tok["tokenized"]["audio"] == out["embed_audio"]["embedded"] + out["embed_bgm"]["embedded"]
+    assert tok["sequences"] == tok["sequences_written"] > 0 and tok["sequences_incomplete"] == 0
+    seq = json.loads(adlake(home, "show", "gold.ad_sequences", "--limit", "1", "--json").stdout)[0]["sequence"]
+    assert seq.startswith("<|ad_start|><|clip_start|><|text_start|>") and "<|frame_start|><v_0_" in seq
+    assert seq.endswith("<|ad_end|>")
+    gold = {t["table"]: t for t in json.loads(adlake(home, "tables", "--json").stdout)}
+    rerun = json.loads(adlake(home, "run", "ads_features", "--json").stdout)
+    assert {t["task_id"]: t["output"] for t in rerun["tasks"]}["tokenize"]["tokenized"] == {"video": 0, "audio": 0}
+    after = {t["table"]: t for t in json.loads(adlake(home, "tables", "--json").stdout)}
+    for table in ("gold.tokens", "gold.ad_sequences", "silver.embeddings"):
+        assert (after[table]["version"], after[table]["rows"]) == (gold[table]["version"], gold[table]["rows"])
+    # a second video tokenizer adds its own rows; version 1's stay readable
+    adlake(home, "tokenizer", "train", "--modality", "video")
+    adlake(home, "run", "ads_features", "--json")
+    tokens = json.loads(adlake(home, "show", "gold.tokens", "--limit", "100000", "--json").stdout)
+    per_version = {tid: sum(1 for r in tokens if r["tokenizer_id"] == tid) for tid in {r["tokenizer_id"] for r in tokens}}
+    assert per_version == {"adlake-rqvae-video/1": tok["tokenized"]["video"],
+                           "adlake-rqvae-video/2": tok["tokenized"]["video"],
+                           "adlake-rqvae-audio/1": tok["tokenized"]["audio"]}
+    shown = json.loads(adlake(home, "tokenizer", "show", "--json").stdout)
+    assert {(r["modality"], r["version"], r["production"]) for r in shown} == {("video", "2", "2"), ("audio", "1", "1")}
 
     shown = json.loads(adlake(home, "show", "silver.ads", "--limit", "3", "--json").stdout)
     assert len(shown) == 3 and {"ad_id", "status", "video_id"} <= set(shown[0])

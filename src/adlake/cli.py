@@ -251,12 +251,13 @@ def print_reconciliation(rec: dict[str, Any]) -> None:
 
 @app.command()
 def demo(
-    n: Annotated[int, typer.Option("--n")] = 12,
+    # 72 ads give about 1,200 frames at 1 fps: enough for a held-out split of whole videos (issue 5's bar)
+    n: Annotated[int, typer.Option("--n")] = 72,
     seed: Annotated[int, typer.Option("--seed")] = 7,
     port: Annotated[int, typer.Option("--port", envvar="ADLAKE_DEMO_PORT")] = 8765,
     crawl_date: Annotated[str, typer.Option(help="Crawl date the manifest lands under.")] = "2026-11-01",
 ) -> None:
-    """Synthesize a corpus, serve it on 127.0.0.1, ingest and parse it through Airflow, check both, show the lake."""
+    """Synthesize a corpus, serve it, run ingest → parse → features → train_tokenizer → features through Airflow."""
     import socket
 
     with socket.socket() as probe_port:
@@ -270,16 +271,16 @@ def demo(
     settings = _settings()
     corpus = settings.home / "corpus" / f"seed{seed}-n{n}-port{port}"
     if not (corpus / "ground_truth.json").exists():
-        console.rule("1/6 synthesize")
+        console.rule("1/8 synthesize")
         synth(corpus, n=n, seed=seed, base_url=f"http://127.0.0.1:{port}", metadata_only=False, rows=0,
               as_json=False)
     else:
         console.print(f"corpus already at {corpus}")
     with serving(corpus, port) as url:
-        console.rule(f"2/6 ads_ingest through Airflow (corpus served at {url})")
+        console.rule(f"2/8 ads_ingest through Airflow (corpus served at {url})")
         run("ads_ingest", param=[f"manifest={corpus / 'manifest.parquet'}", f"crawl_date={crawl_date}"],
             as_json=False)
-    console.rule("3/6 reconciliation")
+    console.rule("3/8 reconciliation")
     day = dt.date.fromisoformat(crawl_date)
     lake = _lake()
     print_reconciliation(reconcile(lake, day).as_dict())
@@ -287,22 +288,43 @@ def demo(
     out.print(f"ground truth: {check.matched}/{check.checked} ads where the corpus says they belong")
     for m in check.mismatches:
         out.print(f"  [red]{m['ad']}[/]: expected {m['expected']}, found {m['found']}")
-    console.rule("4/6 ads_parse through Airflow (triggered by bronze.videos)")
+    console.rule("4/8 ads_parse through Airflow (triggered by bronze.videos)")
     run("ads_parse", param=[], as_json=False)
     from adlake.evaluate.parse import score_lake
     from adlake.parse.batch import reconcile_parse
+    from schemas.registry import AD_SEQUENCES, EMBEDDINGS
 
     print_parse_reconciliation(reconcile_parse(lake).as_dict())
     with _stdout_to_stderr():
         parse_score = score_lake(lake, corpus)
     print_parse_score(parse_score)
-    console.rule("5/6 ads_features through Airflow (triggered by silver.frames)")
+    console.rule("5/8 ads_features through Airflow (triggered by silver.frames): embeddings on Ray")
     run("ads_features", param=[], as_json=False)
-    console.rule("6/6 lake")
+    embedded = lake.read(EMBEDDINGS, columns=["entity_type"]).column("entity_type").value_counts().to_pylist()
+    out.print("silver.embeddings: " + ", ".join(f"{c['counts']} {c['values']}" for c in embedded))
+    console.rule("6/8 train_tokenizer through Airflow: RQ-VAE 8 x 256 per modality, gated in MLflow")
+    trained = True
+    try:
+        run("train_tokenizer", param=[], as_json=False)
+    except typer.Exit:
+        trained = False
+        out.print("[red]a tokenizer gate failed: production stays where it was (figures below)[/]")
+    with _stdout_to_stderr():
+        rows = tokenizer_versions()
+    print_tokenizer_figures(rows)
+    console.rule("7/8 ads_features again: tokens with the production tokenizers (nothing left to embed)")
+    run("ads_features", param=[], as_json=False)
+    if lake.exists(AD_SEQUENCES):
+        sample = lake.read(AD_SEQUENCES, limit=1).to_pylist()
+        if sample:
+            seq = sample[0]["sequence"]
+            out.print(f"gold.ad_sequences, ad {sample[0]['ad_id']} ({sample[0]['tokenizer_id']}, {len(seq)} "
+                      f"characters): {seq[:400]}…")
+    console.rule("8/8 lake")
     tables(show_all=False, as_json=False)
     out.print(f"corpus: {corpus} · lake: {settings.lake.uri} · media: {settings.media.uri} · "
               f"MLflow: {settings.mlflow.tracking_uri}")
-    if not check.ok:
+    if not (check.ok and trained):
         raise typer.Exit(1)
 
 
@@ -390,6 +412,148 @@ def evaluate_parse(
         print_parse_score(score)
     if not all(score[k]["pass"] for k in ("shots", "asr", "clips", "frames")):
         raise typer.Exit(1)
+
+
+tokenizer_app = typer.Typer(no_args_is_help=True, help="RQ-VAE tokenizers: train, show, vocabulary, decode.")
+app.add_typer(tokenizer_app, name="tokenizer")
+Modality = Annotated[str, typer.Option("--modality", help="video or audio")]
+
+
+def print_tokenizer_figures(rows: list[dict[str, Any]]) -> None:
+    """The bar's figures per trained version: held-out cosine against FAISS residual k-means, codebooks, gate."""
+    table = Table(title="RQ-VAE tokenizers (held-out = whole videos never trained on)")
+    for c in ("tokenizer", "vectors train/held-out", "held-out cos", "FAISS RQ cos", "margin", "util. min",
+              "perplexity", "distinct", "train s", "gate", "paper bar", "prod."):
+        table.add_column(c)
+    for r in rows:
+        base = r.get("baseline_faiss_rq_cosine")
+        margin = r.get("margin_over_baseline")
+        table.add_row(f"{r['model'].removeprefix('adlake-rqvae-')} v{r['version']}", f"{r['n_train']}/{r['n_heldout']}",
+                      f"{r['heldout_cosine']:.4f}",
+                      "not computed" if base is None else f"{base:.4f}",
+                      "n/a" if margin is None else f"{margin:+.4f}", f"{min(r['utilization']):.1%}",
+                      f"{min(r['perplexity']):.0f}-{max(r['perplexity']):.0f}", f"{r['distinct_tuples_heldout']:.1%}",
+                      f"{r['train_s']:.0f}", _verdict(r["gate_passed"]) + ("" if r["gate_passed"] else
+                                                                           " " + ",".join(r["gate_failures"])),
+                      _verdict(r["paper_bar_passed"]) + ("" if r["paper_bar_passed"] else
+                                                         " " + ",".join(r["paper_bar_failures"])),
+                      str(r["production"]))
+    out.print(table)
+    out.print("paper bar (AutoCut): held-out cosine ≥ 0.89 video, ≥ 0.96 audio; ≥ 0.01 above FAISS residual "
+              "k-means with the same 8 × 256 budget; every level's utilization ≥ 95 % (on the training sample)")
+    for r in rows:
+        if r.get("baseline_error"):
+            out.print(f"{r['model']} v{r['version']}: FAISS baseline not computed: {r['baseline_error']}")
+
+
+@tokenizer_app.command("train")
+def tokenizer_train(
+    modality: Annotated[str, typer.Option("--modality", help="video, audio or all")] = "all",
+    embeddings_version: Annotated[int | None, typer.Option(help="silver.embeddings version (default: latest)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Train and gate the tokenizers here (the train_tokenizer DAG's job); exit non-zero when a gate fails."""
+    from adlake.provenance import RunContext
+    from jobs.train_tokenizer import train
+
+    with _stdout_to_stderr():
+        summary = train(RunContext.create("train_tokenizer", settings=_settings()),
+                        ["video", "audio"] if modality == "all" else [modality], embeddings_version)
+    if as_json:
+        _print_json(summary)
+    else:
+        print_tokenizer_figures(list(summary["trained"].values()))
+        for m, why in summary["skipped"].items():
+            out.print(f"{m}: not trained: {why}")
+    if summary["gate_failures"] or not summary["trained"]:
+        raise typer.Exit(1)
+
+
+def tokenizer_versions() -> list[dict[str, Any]]:
+    """Figures of each modality's production version and, when newer, its latest version (from MLflow)."""
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    from adlake.provenance import RunContext
+    from adlake.tokenizer.registry import MODEL_NAMES, PRODUCTION
+    from adlake.tracking import configure
+
+    configure(RunContext.create("cli", settings=_settings()))
+    client = MlflowClient()
+    rows = []
+    for modality, name in MODEL_NAMES.items():
+        try:
+            versions = client.search_model_versions(f"name = '{name}'")
+        except MlflowException:
+            continue
+        if not versions:
+            continue
+        try:
+            production = str(client.get_model_version_by_alias(name, PRODUCTION).version)
+        except MlflowException:
+            production = None
+        latest = str(max(versions, key=lambda v: int(v.version)).version)
+        for version in dict.fromkeys(v for v in (production, latest) if v is not None):
+            mv = client.get_model_version(name, version)
+            meta = json.loads(Path(client.download_artifacts(mv.run_id, "tokenizer/tokenizer.json")).read_text())
+            checks = meta.get("gate", {})
+            rows.append({"model": name, "modality": modality, "version": version, "production": production,
+                         "gate_passed": mv.tags.get("gate") == "passed",
+                         "gate_failures": [k for k, v in checks.items() if not v["passed"]],
+                         "embeddings_version": meta["embeddings_version"], "encoder_id": meta["encoder_id"],
+                         "mlflow_run_id": mv.run_id, **meta["figures"],
+                         "n_train": meta.get("n_train"), "n_heldout": meta.get("n_heldout")})
+    return rows
+
+
+@tokenizer_app.command("show")
+def tokenizer_show(as_json: JsonOpt = False) -> None:
+    """Each modality's production tokenizer (and the latest version when it differs), with its figures."""
+    with _stdout_to_stderr():
+        rows = tokenizer_versions()
+    if as_json:
+        _print_json(rows)
+    elif not rows:
+        out.print("no tokenizer registered yet: run `adlake run train_tokenizer` (after ads_features)")
+    else:
+        print_tokenizer_figures(rows)
+
+
+@tokenizer_app.command("vocab")
+def tokenizer_vocab(
+    out_file: Annotated[Path, typer.Argument(metavar="OUT", help="JSON file to write.")],
+    modality: Modality = "video",
+    version: Annotated[str | None, typer.Option(help="registered version (default: production)")] = None,
+) -> None:
+    """Write a tokenizer version's vocabulary: levels × codes code tokens plus every special token."""
+    from adlake.provenance import RunContext
+    from adlake.tokenizer.registry import load_tokenizer
+    from adlake.tokenizer.vocab import write_vocabulary
+
+    tok = load_tokenizer(RunContext.create("cli", settings=_settings()), modality, version)
+    write_vocabulary(out_file, modality, tok.levels, tok.model.cfg.codebook_size)
+    out.print(f"{tok.tokenizer_id}: wrote {out_file}")
+
+
+@tokenizer_app.command("decode")
+def tokenizer_decode(
+    tokens: Annotated[str, typer.Argument(metavar="TOKENS", help="e.g. '<v_0_12><v_1_3>...' (whole code tuples)")],
+    version: Annotated[str | None, typer.Option(help="registered version (default: production)")] = None,
+) -> None:
+    """Token string → embeddings (JSON lists), for retrieval."""
+    from adlake.provenance import RunContext
+    from adlake.tokenizer.registry import load_tokenizer
+    from adlake.tokenizer.vocab import MODALITY_OF_PREFIX
+
+    modality = MODALITY_OF_PREFIX.get(tokens.strip()[1:2])
+    if modality is None:
+        raise typer.BadParameter("tokens start with <v_ (video) or <a_ (audio)")
+    tok = load_tokenizer(RunContext.create("cli", settings=_settings()), modality, version)
+    try:
+        vectors = tok.decode_tokens(tokens)
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    _print_json({"tokenizer_id": tok.tokenizer_id, "vectors": [[round(float(x), 6) for x in v] for v in vectors]})
 
 
 def _verdict(ok: bool) -> str:

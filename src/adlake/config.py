@@ -166,24 +166,78 @@ class ParseConf(_Section):
 
 
 class FrameEncoderConf(_Section):
-    model: Literal["efficientnet-lite0", "resnet50"] = "efficientnet-lite0"
-    checkpoint: str | None = None  # null: the bundled ImageNet EfficientNet-Lite0; resnet50 needs a state dict
+    model: Literal["efficientnet-lite0", "resnet50", "open_clip"] = "efficientnet-lite0"
+    # null: the bundled ImageNet EfficientNet-Lite0; resnet50 needs a torchvision state dict, open_clip a
+    # checkpoint of open_clip_arch
+    checkpoint: str | None = None
+    open_clip_arch: str = "ViT-B-32"  # an open_clip model name, or the path of a model config JSON
     batch_size: int = Field(32, gt=0)
 
 
 class AudioEncoderConf(_Section):
-    model_path: str | None = None  # a CTranslate2 Whisper folder; null: the bundled tiny.en encoder
+    model: Literal["whisper", "panns-cnn14"] = "whisper"
+    model_path: str | None = None  # whisper: a CTranslate2 Whisper folder; null: the bundled tiny.en encoder
+    checkpoint: str | None = None  # panns-cnn14: the Cnn14 checkpoint (.pth)
     batch_size: int = Field(8, gt=0)
+
+
+class BgmWindowsConf(_Section):
+    window_s: float = Field(3.0, gt=0)  # background-music windows, where nobody speaks
+    speech_margin_s: float = Field(0.25, ge=0)  # kept clear of each sentence
 
 
 class EmbedConf(_Section):
     device: str = "auto"  # auto, cpu or cuda
     frame: FrameEncoderConf = Field(default_factory=FrameEncoderConf)
     audio: AudioEncoderConf = Field(default_factory=AudioEncoderConf)
+    bgm: BgmWindowsConf = Field(default_factory=BgmWindowsConf)
     actors: int = Field(1, gt=0)  # Ray actors, each holding one copy of the model
     cpus_per_actor: float = Field(1.0, gt=0)
     gpus_per_actor: float = Field(0.0, ge=0)
+    calls_per_actor: int = Field(2, gt=0)  # concurrent batches per actor: decoding overlaps the model
     commit_rows: int = Field(2000, gt=0)  # rows per delta-rs commit
+
+
+class RqvaeModelConf(_Section):
+    """RQ-VAE architecture and training; names match adlake.tokenizer.rqvae.RqvaeConfig."""
+
+    levels: int = Field(8, gt=0)
+    codebook_size: int = Field(256, gt=1)
+    code_dim: int = Field(64, gt=0)
+    hidden_dim: int = Field(512, gt=0)
+    use_cosine_sim: bool = False  # cosine codebooks emit unit-norm codes: residuals cannot shrink
+    kmeans_iters: int = Field(25, gt=0)
+    kmeans_init_vectors: int = Field(50_000, gt=0)
+    dead_code_threshold: float = Field(1.0, gt=0)  # × expected assignments per code and batch; library default: off
+    decay: float = Field(0.8, gt=0, lt=1)
+    commitment_weight: float = Field(0.1, ge=0)
+    rotation_trick: bool = True
+    epochs: int = Field(150, gt=0)
+    decoder_epochs: int = Field(100, ge=0)  # codes frozen, decoder fine-tuned
+    batch_size: int = Field(4096, ge=0)  # 0: the whole training set per step
+    lr: float = Field(3e-3, gt=0)
+    decoder_lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(1e-4, ge=0)
+
+
+class TokenizerGate(_Section):
+    min_cosine: float = Field(0.89, ge=-1, le=1)  # held-out reconstruction cosine
+    min_utilization: float = Field(0.95, ge=0, le=1)  # every level, on the training sample
+    min_margin_over_baseline: float | None = 0.01  # above FAISS residual k-means; null: not gated
+
+
+def _default_gates() -> dict[str, TokenizerGate]:
+    return {"video": TokenizerGate(min_cosine=0.89), "audio": TokenizerGate(min_cosine=0.96)}
+
+
+class TokenizerConf(_Section):
+    model: RqvaeModelConf = Field(default_factory=RqvaeModelConf)
+    gates: dict[str, TokenizerGate] = Field(default_factory=_default_gates)
+    max_train_vectors: int = Field(200_000, gt=0)  # the sample drawn from the pinned embeddings version
+    heldout_share: float = Field(0.2, gt=0, lt=1)  # whole videos held out
+    seed: int = 0
+    baseline: bool = True  # FAISS ResidualQuantizer with the same budget, trained on the same sample
+    commit_rows: int = Field(20_000, gt=0)  # gold.tokens rows per delta-rs commit
 
 
 def _deep_merge(base: dict, over: dict) -> dict:
@@ -259,6 +313,7 @@ class Settings(BaseSettings):
     ingest: IngestConf = Field(default_factory=IngestConf)
     parse: ParseConf = Field(default_factory=ParseConf)
     embed: EmbedConf = Field(default_factory=EmbedConf)
+    tokenizer: TokenizerConf = Field(default_factory=TokenizerConf)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

@@ -1,6 +1,14 @@
-"""Which tokenizer is in production: the MLflow registered model's ``production`` alias, per modality."""
+"""Registered tokenizers: the MLflow registered model per modality, its ``production`` alias, loading a version."""
 
 from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from adlake.provenance import RunContext
 
@@ -17,6 +25,68 @@ def production_version(ctx: RunContext, modality: str) -> str | None:
 
     configure(ctx)
     try:
-        return MlflowClient().get_model_version_by_alias(MODEL_NAMES[modality], PRODUCTION).version
+        return str(MlflowClient().get_model_version_by_alias(MODEL_NAMES[modality], PRODUCTION).version)
     except MlflowException:
         return None
+
+
+def tokenizer_id(modality: str, version: str | int) -> str:
+    return f"{MODEL_NAMES[modality]}/{version}"
+
+
+@dataclass
+class Tokenizer:
+    """One registered tokenizer version: vectors → codes → token strings, and codes → vectors."""
+
+    modality: str
+    version: str
+    model: Any  # adlake.tokenizer.rqvae.Rqvae
+    encoder_id: str
+    meta: dict
+
+    @property
+    def tokenizer_id(self) -> str:
+        return tokenizer_id(self.modality, self.version)
+
+    @property
+    def levels(self) -> int:
+        return self.model.cfg.levels
+
+    def encode(self, vectors: np.ndarray) -> np.ndarray:
+        return self.model.encode(vectors)
+
+    def tokens(self, codes: np.ndarray) -> list[str]:
+        from adlake.tokenizer.vocab import code_tokens
+
+        return [code_tokens(self.modality, c) for c in codes]
+
+    def decode(self, codes: np.ndarray) -> np.ndarray:
+        """Codes (N × levels) → L2-normalised vectors in the encoder's space, for retrieval."""
+        return self.model.decode(codes)
+
+    def decode_tokens(self, text: str) -> np.ndarray:
+        from adlake.tokenizer.vocab import parse_code_tokens
+
+        modality, codes = parse_code_tokens(text, self.levels)
+        if modality != self.modality:
+            raise ValueError(f"{modality} tokens given to the {self.modality} tokenizer")
+        return self.decode(codes)
+
+
+def load_tokenizer(ctx: RunContext, modality: str, version: str | int | None = None) -> Tokenizer:
+    """A registered version (default: the one ``production`` points at), from its MLflow run's artifacts."""
+    from mlflow import MlflowClient
+
+    from adlake.tokenizer.rqvae import Rqvae
+    from adlake.tracking import configure
+
+    configure(ctx)
+    client = MlflowClient()
+    name = MODEL_NAMES[modality]
+    mv = client.get_model_version_by_alias(name, PRODUCTION) if version is None else \
+        client.get_model_version(name, str(version))
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(client.download_artifacts(mv.run_id, "tokenizer", tmp))
+        meta = json.loads((folder / "tokenizer.json").read_text())
+        model = Rqvae.load(folder / "model.pt")
+    return Tokenizer(modality, str(mv.version), model, meta["encoder_id"], meta)
