@@ -127,7 +127,7 @@ def test_ingest_parse_and_features_dags_reconcile_and_are_idempotent(corpus: Pat
     for table in ("gold.tokens", "gold.ad_sequences", "silver.embeddings"):
         assert (after[table]["version"], after[table]["rows"]) == (gold[table]["version"], gold[table]["rows"])
     # a second video tokenizer adds its own rows; version 1's stay readable
-    adlake(home, "tokenizer", "train", "--modality", "video")
+    adlake(home, "tokenizer", "train", "--modality", "video", "--force")
     adlake(home, "run", "ads_features", "--json")
     tokens = json.loads(adlake(home, "show", "gold.tokens", "--limit", "100000", "--json").stdout)
     per_version = {tid: sum(1 for r in tokens if r["tokenizer_id"] == tid) for tid in {r["tokenizer_id"] for r in tokens}}

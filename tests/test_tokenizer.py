@@ -120,8 +120,13 @@ def test_token_tables_are_versioned_decodable_and_reruns_add_nothing(embedded_la
     assert np.allclose(tok.decode_tokens(v1_rows["tokens"][0].as_py()), decoded[:1], atol=1e-5)
     assert tok.encode(x[:5]).tolist() == codes[:5].tolist()  # loaded from MLflow, it codes as it did
 
-    # a second version adds its own rows; version 1's rows stay as they were
-    second = train_modality(lake, "video")
+    # the same table version and settings: not trained again, production untouched
+    again = train_modality(lake, "video")
+    assert again["version"] == "1" and "already trained" in again["skipped"]
+    assert again["heldout_cosine"] == tok.meta["figures"]["heldout_cosine"]
+
+    # a second version (forced) adds its own rows; version 1's rows stay as they were
+    second = train_modality(lake, "video", force=True)
     assert second["version"] == "2" and second["production"] == "2"
     tokenize_all(lake)
     by_version = lake.read(TOKENS).group_by("tokenizer_id").aggregate([([], "count_all")]).to_pylist()

@@ -450,6 +450,7 @@ def print_tokenizer_figures(rows: list[dict[str, Any]]) -> None:
 def tokenizer_train(
     modality: Annotated[str, typer.Option("--modality", help="video, audio or all")] = "all",
     embeddings_version: Annotated[int | None, typer.Option(help="silver.embeddings version (default: latest)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="train again even if already trained so")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Train and gate the tokenizers here (the train_tokenizer DAG's job); exit non-zero when a gate fails."""
@@ -458,11 +459,14 @@ def tokenizer_train(
 
     with _stdout_to_stderr():
         summary = train(RunContext.create("train_tokenizer", settings=_settings()),
-                        ["video", "audio"] if modality == "all" else [modality], embeddings_version)
+                        ["video", "audio"] if modality == "all" else [modality], embeddings_version, force)
     if as_json:
         _print_json(summary)
     else:
         print_tokenizer_figures(list(summary["trained"].values()))
+        for r in summary["trained"].values():
+            if r.get("skipped"):
+                out.print(f"{r['modality']}: not trained again: {r['skipped']} (--force trains again)")
         for m, why in summary["skipped"].items():
             out.print(f"{m}: not trained: {why}")
     if summary["gate_failures"] or not summary["trained"]:
@@ -475,23 +479,21 @@ def tokenizer_versions() -> list[dict[str, Any]]:
     from mlflow.exceptions import MlflowException
 
     from adlake.provenance import RunContext
-    from adlake.tokenizer.registry import MODEL_NAMES, PRODUCTION
+    from adlake.tokenizer.registry import MODEL_NAMES, production_version
     from adlake.tracking import configure
 
-    configure(RunContext.create("cli", settings=_settings()))
+    ctx = RunContext.create("cli", settings=_settings())
+    configure(ctx)
     client = MlflowClient()
     rows = []
     for modality, name in MODEL_NAMES.items():
+        production = production_version(ctx, modality)
         try:
             versions = client.search_model_versions(f"name = '{name}'")
         except MlflowException:
             continue
         if not versions:
             continue
-        try:
-            production = str(client.get_model_version_by_alias(name, PRODUCTION).version)
-        except MlflowException:
-            production = None
         latest = str(max(versions, key=lambda v: int(v.version)).version)
         for version in dict.fromkeys(v for v in (production, latest) if v is not None):
             mv = client.get_model_version(name, version)

@@ -1,1 +1,1 @@
-"""RQ-VAE tokenizers: training, registry aliases, tokenization (issue 5, in progress)."""
+"""RQ-VAE tokenizers: the model, gated training, the registry, tokens and sequences, the vocabulary."""

@@ -22,7 +22,7 @@ import numpy as np
 
 from adlake.lake import Lake
 from adlake.lake.sql import sql_literal
-from adlake.tokenizer.registry import MODEL_NAMES, PRODUCTION
+from adlake.tokenizer.registry import MODEL_NAMES, PRODUCTION, production_version
 from adlake.tokenizer.vocab import write_vocabulary
 from schemas.registry import EMBEDDINGS
 
@@ -140,17 +140,53 @@ def _plots(out: Path, losses: list[float], heldout: list[float], utilization: li
     return [curves, codes]
 
 
+def training_key(sample: Sample, modality: str, cfg, gate, conf) -> str:
+    """What makes a training reproducible: the input table version, the encoder and every setting."""
+    blob = {"modality": modality, "encoder_id": sample.encoder_id, "embeddings_version": sample.embeddings_version,
+            "model": asdict(cfg), "gate": gate.model_dump(), "heldout_share": conf.heldout_share,
+            "max_train_vectors": conf.max_train_vectors, "baseline": conf.baseline}
+    return hashlib.sha256(json.dumps(blob, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def _summary(modality: str, number: str, meta: dict[str, Any], production: str | None, previous: str | None,
+             mlflow_run_id: str, **extra: Any) -> dict[str, Any]:
+    checks = meta["gate"]
+    name = MODEL_NAMES[modality]
+    return {"modality": modality, "model": name, "version": number, "tokenizer_id": f"{name}/{number}",
+            "gate_passed": all(c["passed"] for c in checks.values()),
+            "gate_failures": [k for k, c in checks.items() if not c["passed"]], "gate": checks,
+            "production": production, "previous_production": previous, "encoder_id": meta["encoder_id"],
+            "embeddings_version": meta["embeddings_version"],
+            **{k: meta[k] for k in ("n_train", "n_heldout", "videos_train", "videos_heldout")},
+            "mlflow_run_id": mlflow_run_id, **meta["figures"], **extra}
+
+
+def _trained_before(client, name: str, key: str):
+    from mlflow.exceptions import MlflowException
+
+    try:
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException:
+        return None
+    return next((v for v in versions if v.tags.get("training_key") == key), None)
+
+
 def train_modality(lake: Lake, modality: str, *, embeddings_version: int | None = None,
-                   model_overrides: dict[str, Any] | None = None, gate_overrides: dict[str, Any] | None = None
-                   ) -> dict[str, Any]:
-    """Train, evaluate, register; move ``production`` only when the gates pass. Returns the figures."""
+                   model_overrides: dict[str, Any] | None = None, gate_overrides: dict[str, Any] | None = None,
+                   force: bool = False) -> dict[str, Any]:
+    """Train, evaluate, register; move ``production`` only when the gates pass. Returns the figures.
+
+    A training that was already registered from the same table version, encoder and settings is not
+    repeated (training is seeded and deterministic): its version and figures are returned, production
+    untouched. ``force`` trains and registers again.
+    """
     import mlflow
     import torch
 
     from adlake.config import TokenizerGate
     from adlake.embed.encoders import encoder_id_for
     from adlake.tokenizer.rqvae import RqvaeConfig, code_stats, residual_kmeans_cosine, train
-    from adlake.tracking import job_run
+    from adlake.tracking import configure, job_run
 
     settings = lake.settings
     conf = settings.tokenizer
@@ -163,7 +199,17 @@ def train_modality(lake: Lake, modality: str, *, embeddings_version: int | None 
               "videos_train": sample.videos_train, "videos_heldout": sample.videos_heldout,
               "heldout_share": conf.heldout_share, **{f"gate.{k}": v for k, v in gate.model_dump().items()}}
     name = MODEL_NAMES[modality]
-    with job_run(lake.ctx, experiment="train_tokenizer", params=params,
+    key = training_key(sample, modality, cfg, gate, conf)
+    configure(lake.ctx)
+    client = mlflow.MlflowClient()
+    done = None if force else _trained_before(client, name, key)
+    if done is not None:
+        meta = json.loads(Path(client.download_artifacts(done.run_id, "tokenizer/tokenizer.json")).read_text())
+        production = production_version(lake.ctx, modality)
+        return _summary(modality, str(done.version), meta, production, production, done.run_id,
+                        skipped=f"already trained from silver.embeddings@v{sample.embeddings_version} with these "
+                                f"settings (training key {key}): version {done.version}")
+    with job_run(lake.ctx, experiment="train_tokenizer", params={**params, "training_key": key},
                  inputs={EMBEDDINGS.name: sample.embeddings_version}) as run:
         torch.manual_seed(conf.seed)
         t0 = time.perf_counter()
@@ -205,33 +251,26 @@ def train_modality(lake: Lake, modality: str, *, embeddings_version: int | None 
             bundle = out / "tokenizer"
             bundle.mkdir()
             result.model.save(bundle / "model.pt")
-            (bundle / "tokenizer.json").write_text(json.dumps(
-                {"modality": modality, "encoder_id": sample.encoder_id, "config": asdict(cfg),
-                 "embeddings_version": sample.embeddings_version, "figures": figures,
-                 "n_train": len(sample.x_train), "n_heldout": len(sample.x_heldout),
-                 "videos_train": sample.videos_train, "videos_heldout": sample.videos_heldout,
-                 "gate": verdict.checks}, indent=1, default=str))
+            meta = {"modality": modality, "encoder_id": sample.encoder_id, "config": asdict(cfg),
+                    "embeddings_version": sample.embeddings_version, "training_key": key, "figures": figures,
+                    "n_train": len(sample.x_train), "n_heldout": len(sample.x_heldout),
+                    "videos_train": sample.videos_train, "videos_heldout": sample.videos_heldout,
+                    "gate": verdict.checks}
+            (bundle / "tokenizer.json").write_text(json.dumps(meta, indent=1, default=str))
             write_vocabulary(bundle / "vocab.json", modality, cfg.levels, cfg.codebook_size)
             mlflow.log_artifacts(str(bundle), "tokenizer")
-        client = mlflow.MlflowClient()
         _ensure_registered(client, name)
         version = client.create_model_version(
             name, source=f"{mlflow.get_artifact_uri('tokenizer')}", run_id=run.run_id,
             tags={"gate": "passed" if verdict.passed else "failed", "encoder_id": sample.encoder_id,
-                  "input.silver.embeddings.version": str(sample.embeddings_version)},
+                  "input.silver.embeddings.version": str(sample.embeddings_version), "training_key": key},
             description=f"{modality} RQ-VAE, held-out cosine {held.reconstruction_cosine}")
-        previous = _alias_version(client, name)
         number = str(version.version)
+        previous = production_version(lake.ctx, modality)
         if verdict.passed:
             client.set_registered_model_alias(name, PRODUCTION, number)
-        summary = {"modality": modality, "model": name, "version": number,
-                   "tokenizer_id": f"{name}/{number}", "gate_passed": verdict.passed,
-                   "gate_failures": verdict.failures, "gate": verdict.checks,
-                   "production": number if verdict.passed else previous, "previous_production": previous,
-                   "encoder_id": sample.encoder_id, "embeddings_version": sample.embeddings_version,
-                   "n_train": len(sample.x_train), "n_heldout": len(sample.x_heldout),
-                   "videos_train": sample.videos_train, "videos_heldout": sample.videos_heldout,
-                   "mlflow_run_id": run.run_id, **figures}
+        summary = _summary(modality, number, json.loads(json.dumps(meta, default=str)),
+                           number if verdict.passed else previous, previous, run.run_id)
         run.summary(summary)
     return summary
 
@@ -246,12 +285,3 @@ def _ensure_registered(client, name: str) -> None:
             client.create_registered_model(name, description="adlake RQ-VAE tokenizer; alias production = gated")
         except MlflowException:  # created concurrently
             client.get_registered_model(name)
-
-
-def _alias_version(client, name: str) -> str | None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return str(client.get_model_version_by_alias(name, PRODUCTION).version)
-    except MlflowException:
-        return None
