@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import argparse
 
-from bench import bench_embed, bench_filter, bench_parse, bench_tokenize
+from bench import bench_embed, bench_filter, bench_index, bench_parse, bench_tokenize
 
 BENCHMARKS = {"filter": bench_filter.run, "parse": bench_parse.run, "embed": bench_embed.run,
-              "tokenize": bench_tokenize.run}
+              "tokenize": bench_tokenize.run, "index": bench_index.run}
 
 
 def main() -> None:

@@ -137,6 +137,27 @@ def test_ingest_parse_and_features_dags_reconcile_and_are_idempotent(corpus: Pat
     shown = json.loads(adlake(home, "tokenizer", "show", "--json").stdout)
     assert {(r["modality"], r["version"], r["production"]) for r in shown} == {("video", "2", "2"), ("audio", "1", "1")}
 
+    # index_refresh: exact clip and music indexes, the token round trip with the production tokenizer
+    indexed = json.loads(adlake(home, "run", "index_refresh", "--json").stdout)
+    assert indexed["ok"], indexed
+    built = {t["task_id"]: t["output"] for t in indexed["tasks"]}
+    clips = built["build_clips"]["built"]["clips"]
+    assert clips["production"] == clips["version"] == "1" and clips["figures"]["recall_at_10"] == 1.0
+    trip = clips["token_roundtrip"]
+    assert trip["computed"] and trip["tokenizer_id"] == "adlake-rqvae-video/2" and trip["queries"] > 0
+    assert 0 <= trip["own_video_in_top_k"] <= 1
+    assert "bgm" in built["build_bgm"]["built"] or "bgm" in built["build_bgm"]["skipped"]
+    nightly = json.loads(adlake(home, "run", "index_refresh", "--json").stdout)
+    assert nightly["ok"] and all(not t["output"]["built"] for t in nightly["tasks"])  # nothing new arrived
+    clip_id = json.loads(adlake(home, "show", "silver.clips", "--limit", "1", "--json").stdout)[0]["clip_id"]
+    found = json.loads(adlake(home, "search", "--clip", clip_id, "--k", "3", "--json").stdout)
+    assert found["index"] == "adlake-index-clips/1" and found["hits"][0]["id"] == clip_id
+    assert len(found["hits"]) == 3 and found["hits"][0]["score"] >= found["hits"][2]["score"]
+    frame_tokens = next(r["tokens"] for r in tokens if r["tokenizer_id"] == "adlake-rqvae-video/2")
+    by_tokens = json.loads(adlake(home, "search", "--tokens", frame_tokens, "--k", "5", "--json").stdout)
+    assert len(by_tokens["hits"]) == 5 and "adlake-rqvae-video/2" in by_tokens["query"]
+    assert adlake(home, "search", "--clip", "no-such-clip", check=False).returncode != 0
+
     shown = json.loads(adlake(home, "show", "silver.ads", "--limit", "3", "--json").stdout)
     assert len(shown) == 3 and {"ad_id", "status", "video_id"} <= set(shown[0])
     assert json.loads(adlake(home, "show", "bronze.videos", "--version", "0", "--json").stdout) == []

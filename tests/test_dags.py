@@ -31,7 +31,7 @@ def dagbag(tmp_path_factory: pytest.TempPathFactory):
 def test_every_dag_file_imports_without_errors(dagbag) -> None:
     dags, errors = dagbag
     assert errors == {}
-    assert {"ads_ingest", "ads_parse", "ads_features", "train_tokenizer"} <= set(dags)
+    assert {"ads_ingest", "ads_parse", "ads_features", "train_tokenizer", "index_refresh"} <= set(dags)
     files = {p.stem for p in DAGS_FOLDER.glob("*.py")}
     assert files <= {d.fileloc and Path(d.fileloc).stem for d in dags.values()}
 
@@ -85,6 +85,15 @@ def test_train_tokenizer_shape(dagbag) -> None:
     assert tasks["train_audio"].trigger_rule == "all_done"  # a failed video gate does not skip audio
     assert all(t.retries == 0 for t in tasks.values())  # a failed gate is a verdict: no retry
     assert dag.max_active_runs == 1 and not dag.catchup
+
+
+def test_index_refresh_is_nightly_without_catch_up_and_one_run_at_a_time(dagbag) -> None:
+    dag = dagbag[0]["index_refresh"]
+    tasks = {t.task_id: t for t in dag.tasks}
+    assert set(tasks) == {"build_clips", "build_bgm"}
+    assert tasks["build_bgm"].upstream_task_ids == {"build_clips"} and tasks["build_bgm"].trigger_rule == "all_done"
+    assert dag.max_active_runs == 1 and not dag.catchup
+    assert dag.schedule == "0 2 * * *"
 
 
 @pytest.mark.parametrize("path", sorted(DAGS_FOLDER.glob("*.py")), ids=lambda p: p.name)

@@ -257,7 +257,7 @@ def demo(
     port: Annotated[int, typer.Option("--port", envvar="ADLAKE_DEMO_PORT")] = 8765,
     crawl_date: Annotated[str, typer.Option(help="Crawl date the manifest lands under.")] = "2026-11-01",
 ) -> None:
-    """Synthesize a corpus, serve it, run ingest → parse → features → train_tokenizer → features through Airflow."""
+    """Synthesize a corpus, serve it, run ingest → parse → features → train_tokenizer → features → index_refresh."""
     import socket
 
     with socket.socket() as probe_port:
@@ -271,16 +271,16 @@ def demo(
     settings = _settings()
     corpus = settings.home / "corpus" / f"seed{seed}-n{n}-port{port}"
     if not (corpus / "ground_truth.json").exists():
-        console.rule("1/8 synthesize")
+        console.rule("1/9 synthesize")
         synth(corpus, n=n, seed=seed, base_url=f"http://127.0.0.1:{port}", metadata_only=False, rows=0,
               as_json=False)
     else:
         console.print(f"corpus already at {corpus}")
     with serving(corpus, port) as url:
-        console.rule(f"2/8 ads_ingest through Airflow (corpus served at {url})")
+        console.rule(f"2/9 ads_ingest through Airflow (corpus served at {url})")
         run("ads_ingest", param=[f"manifest={corpus / 'manifest.parquet'}", f"crawl_date={crawl_date}"],
             as_json=False)
-    console.rule("3/8 reconciliation")
+    console.rule("3/9 reconciliation")
     day = dt.date.fromisoformat(crawl_date)
     lake = _lake()
     print_reconciliation(reconcile(lake, day).as_dict())
@@ -288,7 +288,7 @@ def demo(
     out.print(f"ground truth: {check.matched}/{check.checked} ads where the corpus says they belong")
     for m in check.mismatches:
         out.print(f"  [red]{m['ad']}[/]: expected {m['expected']}, found {m['found']}")
-    console.rule("4/8 ads_parse through Airflow (triggered by bronze.videos)")
+    console.rule("4/9 ads_parse through Airflow (triggered by bronze.videos)")
     run("ads_parse", param=[], as_json=False)
     from adlake.evaluate.parse import score_lake
     from adlake.parse.batch import reconcile_parse
@@ -298,11 +298,11 @@ def demo(
     with _stdout_to_stderr():
         parse_score = score_lake(lake, corpus)
     print_parse_score(parse_score)
-    console.rule("5/8 ads_features through Airflow (triggered by silver.frames): embeddings on Ray")
+    console.rule("5/9 ads_features through Airflow (triggered by silver.frames): embeddings on Ray")
     run("ads_features", param=[], as_json=False)
     embedded = lake.read(EMBEDDINGS, columns=["entity_type"]).column("entity_type").value_counts().to_pylist()
     out.print("silver.embeddings: " + ", ".join(f"{c['counts']} {c['values']}" for c in embedded))
-    console.rule("6/8 train_tokenizer through Airflow: RQ-VAE 8 x 256 per modality, gated in MLflow")
+    console.rule("6/9 train_tokenizer through Airflow: RQ-VAE 8 x 256 per modality, gated in MLflow")
     trained = True
     try:
         run("train_tokenizer", param=[], as_json=False)
@@ -312,7 +312,7 @@ def demo(
     with _stdout_to_stderr():
         rows = tokenizer_versions()
     print_tokenizer_figures(rows)
-    console.rule("7/8 ads_features again: tokens with the production tokenizers (nothing left to embed)")
+    console.rule("7/9 ads_features again: tokens with the production tokenizers (nothing left to embed)")
     run("ads_features", param=[], as_json=False)
     if lake.exists(AD_SEQUENCES):
         sample = lake.read(AD_SEQUENCES, limit=1).to_pylist()
@@ -320,12 +320,36 @@ def demo(
             seq = sample[0]["sequence"]
             out.print(f"gold.ad_sequences, ad {sample[0]['ad_id']} ({sample[0]['tokenizer_id']}, {len(seq)} "
                       f"characters): {seq[:400]}…")
-    console.rule("8/8 lake")
+    console.rule("8/9 index_refresh through Airflow: FAISS clip and music indexes, recall-gated in MLflow")
+    indexed = True
+    try:
+        run("index_refresh", param=[], as_json=False)
+    except typer.Exit:
+        indexed = False
+        out.print("[red]an index gate failed: production stays where it was (figures below)[/]")
+    with _stdout_to_stderr():
+        index_rows = index_versions()
+    print_index_figures(index_rows)
+    clips = [r for r in index_rows if r["kind"] == "clips"]
+    if clips:
+        with _stdout_to_stderr():
+            loaded = _load_index_quietly("clips")
+        query = loaded.ids[0]
+        hits = loaded.search(loaded.vector_of(query), 3)[0]
+        out.print(f"adlake search --clip {query} --k 3 → " + ", ".join(f"{h.id} ({h.score:.3f})" for h in hits))
+    console.rule("9/9 lake")
     tables(show_all=False, as_json=False)
     out.print(f"corpus: {corpus} · lake: {settings.lake.uri} · media: {settings.media.uri} · "
               f"MLflow: {settings.mlflow.tracking_uri}")
-    if not (check.ok and trained):
+    if not (check.ok and trained and indexed):
         raise typer.Exit(1)
+
+
+def _load_index_quietly(kind: str):
+    from adlake.index.registry import load_index
+    from adlake.provenance import RunContext
+
+    return load_index(RunContext.create("cli", settings=_settings()), kind)
 
 
 evaluate_app = typer.Typer(no_args_is_help=True, help="Score pipeline stages against a synthetic corpus's ground truth.")
@@ -556,6 +580,185 @@ def tokenizer_decode(
     except ValueError as e:
         raise typer.BadParameter(str(e)) from None
     _print_json({"tokenizer_id": tok.tokenizer_id, "vectors": [[round(float(x), 6) for x in v] for v in vectors]})
+
+
+index_app = typer.Typer(no_args_is_help=True, help="FAISS indexes: build, show, rollback (search: adlake search).")
+app.add_typer(index_app, name="index")
+IndexKind = Annotated[str, typer.Option("--index", help="clips or bgm")]
+
+
+def print_index_figures(rows: list[dict[str, Any]]) -> None:
+    """Per built version: the kind of index, recall against exact search, speed, size, round trip, gate."""
+    table = Table(title="FAISS indexes (recall against exact search on held-out queries, own entry excluded)")
+    for c in ("index", "mode", "kind", "vectors", "recall@1", "recall@10", "QPS", "× exact", "build s", "MiB",
+              "token round trip", "gate", "prod."):
+        table.add_column(c)
+    for r in rows:
+        f, rt = r["figures"], r["token_roundtrip"]
+        trip = (f"{rt['own_video_hits']}/{rt['queries']} = {rt['own_video_in_top_k']:.1%} own video in top "
+                f"{rt['k']}" if rt.get("computed") else f"not computed: {rt['reason']}")
+        table.add_row(f"{r['kind']} v{r['version']}", r["mode"], f"{r['factory']}" + (
+            f" nprobe {r['nprobe']}" if r.get("nprobe") else ""), f"{r['vectors']:,}", f"{f['recall_at_1']:.3f}",
+            f"{f['recall_at_10']:.3f}", f"{f['qps']:,.0f}", f"{f['speedup_over_exact']}", f"{r['build_s']:.1f}",
+            f"{r['index_bytes'] / 2**20:.1f}", trip,
+            _verdict(r["gate_passed"]) + ("" if r["gate_passed"] else " " + ",".join(r["gate_failures"])),
+            str(r["production"]))
+    out.print(table)
+
+
+@index_app.command("build")
+def index_build(
+    kind: Annotated[str, typer.Option("--index", help="clips, bgm or all")] = "all",
+    embeddings_version: Annotated[int | None, typer.Option(help="silver.embeddings version (default: latest)")] = None,
+    force: Annotated[bool, typer.Option("--force", help="build even when nothing new arrived")] = False,
+    retrain: Annotated[bool, typer.Option("--retrain", help="train a new coarse quantizer")] = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Build, evaluate and gate the indexes here (the index_refresh DAG's job); exit 1 when a gate fails."""
+    from adlake.provenance import RunContext
+    from jobs.build_index import build
+
+    with _stdout_to_stderr():
+        summary = build(RunContext.create("build_index", settings=_settings()),
+                        ["clips", "bgm"] if kind == "all" else [kind], embeddings_version, force, retrain)
+    if as_json:
+        _print_json(summary)
+    else:
+        print_index_figures(list(summary["built"].values()))
+        for k, why in summary["skipped"].items():
+            out.print(f"{k}: not built: {why}")
+    if summary["gate_failures"]:
+        raise typer.Exit(1)
+
+
+def index_versions() -> list[dict[str, Any]]:
+    """Every registered index version with its figures (from MLflow)."""
+    from adlake.index.registry import MODEL_NAMES, load_index, production_model_version, versions
+    from adlake.provenance import RunContext
+
+    ctx = RunContext.create("cli", settings=_settings())
+    rows = []
+    for kind in MODEL_NAMES:
+        production = production_model_version(ctx, kind)
+        for mv in versions(ctx, kind):
+            meta = load_index(ctx, kind, mv.version).meta
+            checks = meta["gate"]
+            rows.append({**meta, "version": mv.version, "model": MODEL_NAMES[kind],
+                         "production": None if production is None else production.version,
+                         "gate_passed": mv.tags.get("gate") == "passed",
+                         "gate_failures": [k for k, c in checks.items() if not c["passed"]]})
+    return rows
+
+
+@index_app.command("show")
+def index_show(as_json: JsonOpt = False) -> None:
+    """Every registered index version, its figures and which one is production."""
+    with _stdout_to_stderr():
+        rows = index_versions()
+    if as_json:
+        _print_json(rows)
+    elif not rows:
+        out.print("no index registered yet: run `adlake run index_refresh`")
+    else:
+        print_index_figures(rows)
+
+
+@index_app.command("rollback")
+def index_rollback(
+    kind: IndexKind = "clips",
+    to: Annotated[str | None, typer.Option("--to", help="version (default: the previous passing one)")] = None,
+) -> None:
+    """Point production back at an earlier gate-passing version."""
+    from adlake.index.registry import NoIndex, rollback
+    from adlake.provenance import RunContext
+
+    try:
+        with _stdout_to_stderr():
+            result = rollback(RunContext.create("cli", settings=_settings()), kind, to)
+    except NoIndex as e:
+        console.print(f"[red]{e}[/]")
+        raise typer.Exit(1) from None
+    out.print(f"{result['model']}: production {result['previous_production']} → {result['production']}")
+
+
+def _query_vectors(loaded, clip: str | None, vector_file: Path | None, tokens: str | None, codes: str | None,
+                   version: str | None):
+    import numpy as np
+
+    from adlake.index.corpus import KINDS
+    from adlake.provenance import RunContext
+
+    given = [v for v in (clip, vector_file, tokens, codes) if v is not None]
+    if len(given) != 1:
+        raise typer.BadParameter("give exactly one of --clip, --vector, --tokens, --codes")
+    if clip is not None:
+        try:
+            return loaded.vector_of(clip)[None, :], f"{loaded.kind} entry {clip}"
+        except KeyError as e:
+            raise typer.BadParameter(str(e.args[0])) from None
+    if vector_file is not None:
+        text = vector_file.read_text() if vector_file.suffix != ".npy" else None
+        x = np.load(vector_file) if text is None else np.array(json.loads(text), dtype=np.float32)
+        x = np.atleast_2d(x).astype(np.float32)
+        if x.shape[1] != loaded.index.d:
+            raise typer.BadParameter(f"{vector_file}: {x.shape[1]}-d vectors, the index holds {loaded.index.d}-d")
+        return x.mean(axis=0, keepdims=True), f"{len(x)} vector(s) from {vector_file}"
+    from adlake.tokenizer.registry import load_tokenizer
+
+    modality = KINDS[loaded.kind][0]
+    tok = load_tokenizer(RunContext.create("cli", settings=_settings()), modality, version)
+    if tok.encoder_id != loaded.meta["encoder_id"]:
+        raise typer.BadParameter(f"{tok.tokenizer_id} decodes into {tok.encoder_id}, the index holds "
+                                 f"{loaded.meta['encoder_id']}")
+    try:
+        if tokens is not None:
+            x = tok.decode_tokens(tokens)
+        else:
+            x = tok.decode(np.array([[int(c) for c in t.split(",")] for t in codes.split(";")], dtype=np.int64))
+    except ValueError as e:
+        raise typer.BadParameter(str(e)) from None
+    return x.mean(axis=0, keepdims=True), f"{len(x)} code tuple(s) decoded by {tok.tokenizer_id}"
+
+
+@app.command()
+def search(
+    clip: Annotated[str | None, typer.Option("--clip", help="an indexed id (a clip id, or a bgm window id)")] = None,
+    vector: Annotated[Path | None, typer.Option("--vector", help=".npy or JSON list(s) of floats; rows averaged")
+                      ] = None,
+    tokens: Annotated[str | None, typer.Option("--tokens", help="token string, e.g. '<v_0_12>…' (frames averaged)")
+                      ] = None,
+    codes: Annotated[str | None, typer.Option("--codes", help="codes per frame, e.g. '3,17,…;5,2,…'")] = None,
+    kind: IndexKind = "clips",
+    k: Annotated[int, typer.Option("--k", help="results")] = 10,
+    index_version: Annotated[str | None, typer.Option("--index-version", help="default: production")] = None,
+    tokenizer_version: Annotated[str | None, typer.Option("--tokenizer-version", help="default: production")
+                                 ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Nearest clips (or music windows) to a clip, a vector file or token codes, from a registered index."""
+    from adlake.index.registry import NoIndex, load_index
+    from adlake.provenance import RunContext
+
+    try:
+        with _stdout_to_stderr():
+            loaded = load_index(RunContext.create("cli", settings=_settings()), kind, index_version)
+            query, what = _query_vectors(loaded, clip, vector, tokens, codes, tokenizer_version)
+            hits = loaded.search(query, k)[0]
+    except NoIndex as e:
+        console.print(f"[red]{e}[/]")
+        raise typer.Exit(1) from None
+    result = {"index": loaded.index_id, "query": what, "k": k,
+              "hits": [{"rank": h.rank, "id": h.id, "video_id": h.video_id, "score": h.score} for h in hits]}
+    if as_json:
+        _print_json(result)
+        return
+    table = Table(title=f"{loaded.index_id} ({loaded.meta['factory']}, {loaded.meta['vectors']:,} vectors): "
+                        f"nearest to {what}")
+    for c in ("rank", "id", "video", "score"):
+        table.add_column(c)
+    for h in hits:
+        table.add_row(str(h.rank), h.id, h.video_id[:12], f"{h.score:.4f}")
+    out.print(table)
 
 
 def _verdict(ok: bool) -> str:

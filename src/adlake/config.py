@@ -240,6 +240,35 @@ class TokenizerConf(_Section):
     commit_rows: int = Field(20_000, gt=0)  # gold.tokens rows per delta-rs commit
 
 
+class IndexGate(_Section):
+    min_recall_at_10: float = Field(0.95, ge=0, le=1)  # against exact search, on held-out queries
+    min_token_roundtrip: float | None = None  # share of clips whose decoded tokens find their video; null: reported
+
+
+def _default_index_gates() -> dict[str, IndexGate]:
+    return {"clips": IndexGate(), "bgm": IndexGate()}
+
+
+class IndexConf(_Section):
+    """FAISS indexes rebuilt by index_refresh: exact below a size, IVF with compressed codes above it."""
+
+    exact_below: int = Field(200_000, ge=0)  # vectors; at or above it an IVF index
+    ivf_codes: str = "SQfp16"  # the IVF lists' code: a FAISS factory suffix (SQ8, SQfp16, PQ64x8, Flat, ...)
+    nlist_per_sqrt_n: float = Field(4.0, gt=0)  # coarse cells ≈ this × √n, rounded to a power of two
+    train_points_per_list: list[int] = Field(default_factory=lambda: [32, 64])  # sample sizes tried, in order
+    kmeans_iters: int = Field(10, gt=0)
+    nprobe_max: int = Field(256, gt=0)  # nprobe is the smallest power of two reaching target_recall_at_10
+    nprobe: int | None = Field(None, gt=0)  # pins nprobe instead of tuning it
+    target_recall_at_10: float = Field(0.97, ge=0, le=1)
+    eval_queries: int = Field(1000, gt=0)  # held-out queries per figure (tuning uses another set)
+    retrain_after_days: float = Field(7.0, gt=0)  # a refresh re-adds into the trained quantizer until then
+    max_drift: float = Field(0.05, ge=0)  # drop of the mean best-cell similarity that forces a retrain
+    gates: dict[str, IndexGate] = Field(default_factory=_default_index_gates)
+    roundtrip_k: int = Field(10, gt=0)
+    seed: int = 0
+    threads: int | None = None  # FAISS OpenMP threads; null: every core
+
+
 def _deep_merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():
@@ -314,6 +343,7 @@ class Settings(BaseSettings):
     parse: ParseConf = Field(default_factory=ParseConf)
     embed: EmbedConf = Field(default_factory=EmbedConf)
     tokenizer: TokenizerConf = Field(default_factory=TokenizerConf)
+    index: IndexConf = Field(default_factory=IndexConf)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

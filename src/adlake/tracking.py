@@ -24,6 +24,7 @@ def configure(ctx: RunContext) -> None:
     import mlflow
 
     conf = ctx.settings.mlflow
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keeps task logs and stderr readable
     if conf.tracking_uri.startswith("sqlite:///"):
         Path(conf.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(conf.tracking_uri)
@@ -92,3 +93,16 @@ def job_run(ctx: RunContext, *, experiment: str | None = None, params: dict[str,
         for name, version in (inputs or {}).items():
             handle.input_table(name, version)
         yield handle
+
+
+def ensure_registered_model(client: Any, name: str, description: str) -> None:
+    """Create the registered model unless it exists (another process may create it at the same time)."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        client.get_registered_model(name)
+    except MlflowException:
+        try:
+            client.create_registered_model(name, description=description)
+        except MlflowException:  # created concurrently
+            client.get_registered_model(name)

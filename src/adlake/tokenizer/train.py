@@ -186,7 +186,7 @@ def train_modality(lake: Lake, modality: str, *, embeddings_version: int | None 
     from adlake.config import TokenizerGate
     from adlake.embed.encoders import encoder_id_for
     from adlake.tokenizer.rqvae import RqvaeConfig, code_stats, residual_kmeans_cosine, train
-    from adlake.tracking import configure, job_run
+    from adlake.tracking import configure, ensure_registered_model, job_run
 
     settings = lake.settings
     conf = settings.tokenizer
@@ -259,7 +259,7 @@ def train_modality(lake: Lake, modality: str, *, embeddings_version: int | None 
             (bundle / "tokenizer.json").write_text(json.dumps(meta, indent=1, default=str))
             write_vocabulary(bundle / "vocab.json", modality, cfg.levels, cfg.codebook_size)
             mlflow.log_artifacts(str(bundle), "tokenizer")
-        _ensure_registered(client, name)
+        ensure_registered_model(client, name, "adlake RQ-VAE tokenizer; alias production = gated")
         version = client.create_model_version(
             name, source=f"{mlflow.get_artifact_uri('tokenizer')}", run_id=run.run_id,
             tags={"gate": "passed" if verdict.passed else "failed", "encoder_id": sample.encoder_id,
@@ -274,14 +274,3 @@ def train_modality(lake: Lake, modality: str, *, embeddings_version: int | None 
         run.summary(summary)
     return summary
 
-
-def _ensure_registered(client, name: str) -> None:
-    from mlflow.exceptions import MlflowException
-
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
-        try:
-            client.create_registered_model(name, description="adlake RQ-VAE tokenizer; alias production = gated")
-        except MlflowException:  # created concurrently
-            client.get_registered_model(name)

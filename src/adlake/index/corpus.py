@@ -1,0 +1,107 @@
+"""What an index holds, read at pinned table versions: clip vectors (the mean of a clip's 1 fps frame
+vectors) or background-music windows, with string ids and the video each belongs to."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from adlake.lake import Lake
+from adlake.lake.sql import sql_literal
+from schemas.registry import EMBEDDINGS, FRAMES
+
+# index kind → (the tokenizer modality whose space it lives in, the embeddings it is built from)
+KINDS = {"clips": ("video", "frame"), "bgm": ("audio", "bgm")}
+
+
+class NoVectors(RuntimeError):
+    pass
+
+
+@dataclass
+class Corpus:
+    kind: str
+    ids: list[str]
+    videos: list[str]
+    vectors: np.ndarray  # n × d float32, L2-normalised
+    encoder_id: str
+    versions: dict[str, int] = field(default_factory=dict)  # input table versions
+    fingerprint: str = ""  # of the encoder and the entity ids: equal when no new embeddings arrived
+    group_of: dict[str, str] = field(default_factory=dict)  # embedded entity → index id (frame → clip)
+
+
+def unit(x: np.ndarray) -> np.ndarray:
+    norms = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.where(norms > 0, norms, 1)).astype(np.float32)
+
+
+def mean_by_group(groups: list[str], vectors: np.ndarray) -> tuple[list[str], np.ndarray]:
+    """Groups in sorted order, each with the L2-normalised mean of its rows."""
+    order = np.argsort(np.array(groups, dtype=object), kind="stable")
+    keys = [groups[i] for i in order]
+    starts = [i for i in range(len(keys)) if i == 0 or keys[i] != keys[i - 1]]
+    sums = np.add.reduceat(vectors[order].astype(np.float64), starts, axis=0)
+    return [keys[i] for i in starts], unit(sums)
+
+
+def _fingerprint(encoder_id: str, ids: list[str]) -> str:
+    digest = hashlib.sha256(encoder_id.encode())
+    for entity in sorted(ids):
+        digest.update(entity.encode() + b"\0")
+    return digest.hexdigest()[:20]
+
+
+def _frame_clips(lake: Lake, version: int | None) -> dict[str, tuple[str, str]]:
+    rows = lake.read(FRAMES, version=version, columns=["frame_id", "clip_id", "video_id"], where="role = 'fps1'")
+    return {f: (c, v) for f, c, v in zip(rows["frame_id"].to_pylist(), rows["clip_id"].to_pylist(),
+                                          rows["video_id"].to_pylist(), strict=True)}
+
+
+def input_versions(lake: Lake, kind: str, embeddings_version: int | None = None) -> dict[str, int]:
+    if not lake.exists(EMBEDDINGS):
+        raise NoVectors("silver.embeddings does not exist yet: run ads_features first")
+    versions = {EMBEDDINGS.name: lake.version(EMBEDDINGS) if embeddings_version is None else embeddings_version}
+    if kind == "clips":
+        versions[FRAMES.name] = lake.version(FRAMES)
+    return versions
+
+
+def _embedding_rows(lake: Lake, kind: str, encoder_id: str, version: int, columns: list[str]) -> pa.Table:
+    entity_type = KINDS[kind][1]
+    return lake.read(EMBEDDINGS, version=version, columns=columns,
+                     where=f"entity_type = {sql_literal(entity_type)} AND encoder_id = {sql_literal(encoder_id)}")
+
+
+def fingerprint(lake: Lake, kind: str, encoder_id: str, versions: dict[str, int]) -> str:
+    """Cheap (ids only): tells whether new embeddings arrived since an index was built."""
+    rows = _embedding_rows(lake, kind, encoder_id, versions[EMBEDDINGS.name], ["entity_id"])
+    return _fingerprint(encoder_id, rows["entity_id"].to_pylist())
+
+
+def load_corpus(lake: Lake, kind: str, encoder_id: str, versions: dict[str, int]) -> Corpus:
+    rows = _embedding_rows(lake, kind, encoder_id, versions[EMBEDDINGS.name], ["entity_id", "vector"])
+    if rows.num_rows == 0:
+        raise NoVectors(f"silver.embeddings@v{versions[EMBEDDINGS.name]} holds no {KINDS[kind][1]} vectors of "
+                        f"encoder {encoder_id}")
+    entity_ids = rows["entity_id"].to_pylist()
+    vectors = np.stack(rows["vector"].to_numpy(zero_copy_only=False)).astype(np.float32)
+    if kind == "clips":
+        clip_of = _frame_clips(lake, versions[FRAMES.name])
+        known = [i for i, f in enumerate(entity_ids) if f in clip_of]  # 1 fps frames only
+        if not known:
+            raise NoVectors("no embedded 1 fps frame belongs to a clip of silver.frames")
+        ids, matrix = mean_by_group([clip_of[entity_ids[i]][0] for i in known], vectors[known])
+        video_of_clip = {c: v for c, v in clip_of.values()}
+        videos = [video_of_clip[c] for c in ids]
+        group_of = {f: c for f, (c, _) in clip_of.items()}
+    else:
+        order = np.argsort(np.array(entity_ids, dtype=object), kind="stable")
+        ids = [entity_ids[i] for i in order]
+        matrix = unit(vectors[order])
+        videos = [e.split(":", 1)[0] for e in ids]  # '<video_id>:bgm:<start_ms>'
+        group_of = {e: e for e in ids}
+    return Corpus(kind, ids, videos, matrix, encoder_id, dict(versions), _fingerprint(encoder_id, entity_ids),
+                  group_of)
