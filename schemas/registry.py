@@ -226,15 +226,56 @@ AD_SEQUENCES = TableSpec(
 SAMPLES = TableSpec(
     name="gold.samples",
     schema=pa.schema([
-        col("sample_id", STR, "stable sample id", nullable=False),
+        col("sample_id", STR, "stable sample id: '<task>:<split>:<ad_id>[:<shuffle>]'", nullable=False),
         col("task", STR, "training task", nullable=False),
         col("split", STR, "split name", nullable=False),
+        col("ad_id", STR, "the ad the sample is made from", nullable=False),
         col("messages", STR, "ShareGPT chat messages as JSON", nullable=False),
         col("source_versions", STR, "JSON of the input table versions", nullable=False),
         RUN_ID,
     ]),
     keys=("sample_id",),
     partition_by=("task",),
+)
+
+SPLIT_ASSIGNMENTS = TableSpec(
+    name="gold.split_assignments",
+    description="Where each selected ad went in the training sets, and why.",
+    schema=pa.schema([
+        col("ad_id", STR, "ad", nullable=False),
+        col("product_id", STR, "product", nullable=False),
+        col("advertiser_id", STR, "advertiser"),
+        col("video_id", STR, "video", nullable=False),
+        col("group_id", STR, "leak group: ads joined by product, advertiser, video or near-duplicate embedding"),
+        col("split", STR, "'pretrain', 'finetune', 'test', 'test_distractor', 'dropped' or 'excluded'",
+            nullable=False),
+        col("reason", STR, "why the ad is in this split", nullable=False),
+        col("source_versions", STR, "JSON of the input table versions, tokenizers and seed", nullable=False),
+        RUN_ID,
+    ]),
+    keys=("ad_id",),
+    partition_by=("split",),
+)
+
+BENCHMARK = TableSpec(
+    name="gold.benchmark",
+    description="The VC-LLM benchmark: each test ad's clips plus clips of other ads of the same product.",
+    schema=pa.schema([
+        col("sample_id", STR, "'<benchmark>:<ad_id>'", nullable=False),
+        col("benchmark", STR, "benchmark name", nullable=False),
+        col("ad_id", STR, "the test ad", nullable=False),
+        col("product_id", STR, "its product", nullable=False),
+        col("k", I32, "clips to select", nullable=False),
+        col("candidates", STR, "JSON list of {label, clip_id, duration_s} in the order shown", nullable=False),
+        col("truth", STR, "JSON list of {clip_id, script, subtitles, duration_s} in playing order",
+            nullable=False),
+        col("same_product_distractors", I32, "candidate clips from other ads of the product", nullable=False),
+        col("messages", STR, "the task as ShareGPT chat messages (JSON)", nullable=False),
+        col("source_versions", STR, "JSON of the input table versions, tokenizers and seed", nullable=False),
+        RUN_ID,
+    ]),
+    keys=("sample_id",),
+    partition_by=("benchmark",),
 )
 
 QUARANTINE = TableSpec(
@@ -262,7 +303,7 @@ TABLES: dict[str, TableSpec] = {
     t.name: t
     for t in (
         CRAWL_MANIFEST, ADS, VIDEOS, ASR_SENTENCES, ASR_WORDS, SHOTS, PARSED_VIDEOS, CLIPS, FRAMES,
-        EMBEDDINGS, TOKENS, AD_SEQUENCES, SAMPLES, QUARANTINE,
+        EMBEDDINGS, TOKENS, AD_SEQUENCES, SPLIT_ASSIGNMENTS, SAMPLES, BENCHMARK, QUARANTINE,
     )
 }
 

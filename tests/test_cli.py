@@ -158,6 +158,37 @@ def test_ingest_parse_and_features_dags_reconcile_and_are_idempotent(corpus: Pat
     assert len(by_tokens["hits"]) == 5 and "adlake-rqvae-video/2" in by_tokens["query"]
     assert adlake(home, "search", "--clip", "no-such-clip", check=False).returncode != 0
 
+    # training_sets: every selected ad in one split, no leaks, a benchmark, baselines; a rebuild changes nothing
+    sets = json.loads(adlake(home, "run", "training_sets", "--json").stdout)
+    assert sets["ok"], sets
+    out = {t["task_id"]: t["output"] for t in sets["tasks"]}
+    built = out["build_training_sets"]
+    assert not any(built["leaks"].values()) and built["benchmark_samples"] >= 1
+    assignments = json.loads(adlake(home, "show", "gold.split_assignments", "--json").stdout)
+    selected = [a for a in json.loads(adlake(home, "show", "silver.ads", "--json").stdout) if a["status"] == "selected"]
+    assert sorted(a["ad_id"] for a in assignments) == sorted(a["ad_id"] for a in selected)
+    assert out["score_baselines"]["systems"]["random"]["samples"] == built["benchmark_samples"]
+    assert "not computed" in out["score_baselines"]["judge"]
+    tables_before = {t["table"]: (t["version"], t["rows"]) for t in json.loads(adlake(home, "tables", "--json").stdout)}
+    again = json.loads(adlake(home, "run", "training_sets", "--json").stdout)
+    rebuilt = {t["task_id"]: t["output"] for t in again["tasks"]}["build_training_sets"]
+    assert rebuilt["export_hash"] == built["export_hash"] and rebuilt["files"] == built["files"]
+    assert not any(rebuilt["written"].values())
+    tables_after = {t["table"]: (t["version"], t["rows"]) for t in json.loads(adlake(home, "tables", "--json").stdout)}
+    for table in ("gold.samples", "gold.benchmark", "gold.split_assignments"):
+        assert tables_after[table] == tables_before[table]
+    # adlake evaluate PREDICTIONS: the truth itself scores 1 beside the baselines
+    bench = json.loads(adlake(home, "show", "gold.benchmark", "--json").stdout)
+    predictions = tmp_path / "oracle.jsonl"
+    predictions.write_text("".join(json.dumps({
+        "sample_id": b["sample_id"], "clips": [t["clip_id"] for t in json.loads(b["truth"])],
+        "scripts": [t["script"] for t in json.loads(b["truth"])],
+        "subtitles": [t["subtitles"] for t in json.loads(b["truth"])]}) + "\n" for b in bench))
+    report = json.loads(adlake(home, "evaluate", str(predictions), "--json").stdout)
+    oracle = report["systems"]["oracle"]
+    assert oracle["SRA"] == oracle["CSA"] == oracle["CRA"] == 1.0 and oracle["WCD"] is not None
+    assert {"random", "embedding"} <= set(report["systems"]) and Path(report["report_dir"], "report.md").exists()
+
     shown = json.loads(adlake(home, "show", "silver.ads", "--limit", "3", "--json").stdout)
     assert len(shown) == 3 and {"ad_id", "status", "video_id"} <= set(shown[0])
     assert json.loads(adlake(home, "show", "bronze.videos", "--version", "0", "--json").stdout) == []

@@ -31,7 +31,7 @@ def dagbag(tmp_path_factory: pytest.TempPathFactory):
 def test_every_dag_file_imports_without_errors(dagbag) -> None:
     dags, errors = dagbag
     assert errors == {}
-    assert {"ads_ingest", "ads_parse", "ads_features", "train_tokenizer", "index_refresh"} <= set(dags)
+    assert {"ads_ingest", "ads_parse", "ads_features", "train_tokenizer", "index_refresh", "training_sets"} <= set(dags)
     files = {p.stem for p in DAGS_FOLDER.glob("*.py")}
     assert files <= {d.fileloc and Path(d.fileloc).stem for d in dags.values()}
 
@@ -94,6 +94,15 @@ def test_index_refresh_is_nightly_without_catch_up_and_one_run_at_a_time(dagbag)
     assert tasks["build_bgm"].upstream_task_ids == {"build_clips"} and tasks["build_bgm"].trigger_rule == "all_done"
     assert dag.max_active_runs == 1 and not dag.catchup
     assert dag.schedule == "0 2 * * *"
+
+
+def test_training_sets_runs_on_new_tokens_and_writes_the_samples(dagbag) -> None:
+    dag = dagbag[0]["training_sets"]
+    tasks = {t.task_id: t for t in dag.tasks}
+    assert set(tasks) == {"build_training_sets", "score_baselines"}
+    assert tasks["score_baselines"].upstream_task_ids == {"build_training_sets"}
+    assert {o.name for o in tasks["build_training_sets"].outlets} >= {"gold.samples", "gold.benchmark"}
+    assert [a.name for a in dag.timetable.asset_condition.objects] == ["gold.tokens"]
 
 
 @pytest.mark.parametrize("path", sorted(DAGS_FOLDER.glob("*.py")), ids=lambda p: p.name)

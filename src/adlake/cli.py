@@ -14,6 +14,7 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.table import Table
+from typer.core import TyperGroup
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="adlake: the ad-video data lifecycle.")
@@ -156,6 +157,7 @@ def run(
     if not outcome.ok:
         console.print(f"[red]{dag_id} did not succeed: {outcome.state}[/]")
         raise typer.Exit(1)
+    return outcome
 
 
 def _lake():
@@ -257,7 +259,8 @@ def demo(
     port: Annotated[int, typer.Option("--port", envvar="ADLAKE_DEMO_PORT")] = 8765,
     crawl_date: Annotated[str, typer.Option(help="Crawl date the manifest lands under.")] = "2026-11-01",
 ) -> None:
-    """Synthesize a corpus, serve it, run ingest → parse → features → train_tokenizer → features → index_refresh."""
+    """Synthesize a corpus, serve it, run ingest → parse → features → train_tokenizer → features → index_refresh →
+    training_sets, ending with the baselines' benchmark report."""
     import socket
 
     with socket.socket() as probe_port:
@@ -271,16 +274,16 @@ def demo(
     settings = _settings()
     corpus = settings.home / "corpus" / f"seed{seed}-n{n}-port{port}"
     if not (corpus / "ground_truth.json").exists():
-        console.rule("1/9 synthesize")
+        console.rule("1/10 synthesize")
         synth(corpus, n=n, seed=seed, base_url=f"http://127.0.0.1:{port}", metadata_only=False, rows=0,
               as_json=False)
     else:
         console.print(f"corpus already at {corpus}")
     with serving(corpus, port) as url:
-        console.rule(f"2/9 ads_ingest through Airflow (corpus served at {url})")
+        console.rule(f"2/10 ads_ingest through Airflow (corpus served at {url})")
         run("ads_ingest", param=[f"manifest={corpus / 'manifest.parquet'}", f"crawl_date={crawl_date}"],
             as_json=False)
-    console.rule("3/9 reconciliation")
+    console.rule("3/10 reconciliation")
     day = dt.date.fromisoformat(crawl_date)
     lake = _lake()
     print_reconciliation(reconcile(lake, day).as_dict())
@@ -288,7 +291,7 @@ def demo(
     out.print(f"ground truth: {check.matched}/{check.checked} ads where the corpus says they belong")
     for m in check.mismatches:
         out.print(f"  [red]{m['ad']}[/]: expected {m['expected']}, found {m['found']}")
-    console.rule("4/9 ads_parse through Airflow (triggered by bronze.videos)")
+    console.rule("4/10 ads_parse through Airflow (triggered by bronze.videos)")
     run("ads_parse", param=[], as_json=False)
     from adlake.evaluate.parse import score_lake
     from adlake.parse.batch import reconcile_parse
@@ -298,11 +301,11 @@ def demo(
     with _stdout_to_stderr():
         parse_score = score_lake(lake, corpus)
     print_parse_score(parse_score)
-    console.rule("5/9 ads_features through Airflow (triggered by silver.frames): embeddings on Ray")
+    console.rule("5/10 ads_features through Airflow (triggered by silver.frames): embeddings on Ray")
     run("ads_features", param=[], as_json=False)
     embedded = lake.read(EMBEDDINGS, columns=["entity_type"]).column("entity_type").value_counts().to_pylist()
     out.print("silver.embeddings: " + ", ".join(f"{c['counts']} {c['values']}" for c in embedded))
-    console.rule("6/9 train_tokenizer through Airflow: RQ-VAE 8 x 256 per modality, gated in MLflow")
+    console.rule("6/10 train_tokenizer through Airflow: RQ-VAE 8 x 256 per modality, gated in MLflow")
     trained = True
     try:
         run("train_tokenizer", param=[], as_json=False)
@@ -312,7 +315,7 @@ def demo(
     with _stdout_to_stderr():
         rows = tokenizer_versions()
     print_tokenizer_figures(rows)
-    console.rule("7/9 ads_features again: tokens with the production tokenizers (nothing left to embed)")
+    console.rule("7/10 ads_features again: tokens with the production tokenizers (nothing left to embed)")
     run("ads_features", param=[], as_json=False)
     if lake.exists(AD_SEQUENCES):
         sample = lake.read(AD_SEQUENCES, limit=1).to_pylist()
@@ -320,7 +323,7 @@ def demo(
             seq = sample[0]["sequence"]
             out.print(f"gold.ad_sequences, ad {sample[0]['ad_id']} ({sample[0]['tokenizer_id']}, {len(seq)} "
                       f"characters): {seq[:400]}…")
-    console.rule("8/9 index_refresh through Airflow: FAISS clip and music indexes, recall-gated in MLflow")
+    console.rule("8/10 index_refresh through Airflow: FAISS clip and music indexes, recall-gated in MLflow")
     indexed = True
     try:
         run("index_refresh", param=[], as_json=False)
@@ -337,11 +340,25 @@ def demo(
         query = loaded.ids[0]
         hits = loaded.search(loaded.vector_of(query), 3)[0]
         out.print(f"adlake search --clip {query} --k 3 → " + ", ".join(f"{h.id} ({h.score:.3f})" for h in hits))
-    console.rule("9/9 lake")
+    console.rule("9/10 training_sets through Airflow: splits, task samples, benchmark, baselines")
+    sets_ok = True
+    try:
+        outcome = run("training_sets", param=[], as_json=False)
+    except typer.Exit:
+        sets_ok, outcome = False, None
+        out.print("[red]training_sets failed[/]")
+    if outcome is not None:
+        outputs = {t.task_id: t.output for t in outcome.tasks}
+        print_training_sets(outputs["build_training_sets"])
+        report = json.loads((Path(outputs["score_baselines"]["report_dir"]) / "report.json").read_text())
+        print_benchmark_report({**report, "judge": outputs["score_baselines"]["judge"],
+                                "report_dir": outputs["score_baselines"]["report_dir"],
+                                "mlflow_run_id": outputs["score_baselines"]["mlflow_run_id"]})
+    console.rule("10/10 lake")
     tables(show_all=False, as_json=False)
     out.print(f"corpus: {corpus} · lake: {settings.lake.uri} · media: {settings.media.uri} · "
               f"MLflow: {settings.mlflow.tracking_uri}")
-    if not (check.ok and trained and indexed):
+    if not (check.ok and trained and indexed and sets_ok):
         raise typer.Exit(1)
 
 
@@ -352,7 +369,18 @@ def _load_index_quietly(kind: str):
     return load_index(RunContext.create("cli", settings=_settings()), kind)
 
 
-evaluate_app = typer.Typer(no_args_is_help=True, help="Score pipeline stages against a synthetic corpus's ground truth.")
+class _BenchmarkByDefault(TyperGroup):
+    """`adlake evaluate PREDICTIONS` is `adlake evaluate benchmark PREDICTIONS`; the stage scorers keep their names."""
+
+    def resolve_command(self, ctx, args):
+        if args and args[0] not in self.commands and not args[0].startswith("-"):
+            args = ["benchmark", *args]
+        return super().resolve_command(ctx, args)
+
+
+evaluate_app = typer.Typer(cls=_BenchmarkByDefault, no_args_is_help=True,
+                           help="Score predictions on the benchmark (adlake evaluate PREDICTIONS), or pipeline "
+                                "stages against a synthetic corpus's ground truth.")
 app.add_typer(evaluate_app, name="evaluate")
 
 
@@ -633,7 +661,7 @@ def index_build(
 
 def index_versions() -> list[dict[str, Any]]:
     """Every registered index version with its figures (from MLflow)."""
-    from adlake.index.registry import MODEL_NAMES, load_index, production_model_version, versions
+    from adlake.index.registry import MODEL_NAMES, index_meta, production_model_version, versions
     from adlake.provenance import RunContext
 
     ctx = RunContext.create("cli", settings=_settings())
@@ -641,7 +669,7 @@ def index_versions() -> list[dict[str, Any]]:
     for kind in MODEL_NAMES:
         production = production_model_version(ctx, kind)
         for mv in versions(ctx, kind):
-            meta = load_index(ctx, kind, mv.version).meta
+            meta = index_meta(ctx, mv)
             checks = meta["gate"]
             rows.append({**meta, "version": mv.version, "model": MODEL_NAMES[kind],
                          "production": None if production is None else production.version,
@@ -759,6 +787,57 @@ def search(
     for h in hits:
         table.add_row(str(h.rank), h.id, h.video_id[:12], f"{h.score:.4f}")
     out.print(table)
+
+
+def print_benchmark_report(report: dict[str, Any]) -> None:
+    from adlake.evaluate.benchmark import METRICS
+
+    table = Table(title=f"benchmark {report['benchmark']} v{report['benchmark_version']}: {report['samples']} "
+                        "test ads, each with its product's other ads' clips as distractors")
+    table.add_column("system")
+    for m in METRICS:
+        table.add_column(m)
+    for name, figures in report["systems"].items():
+        table.add_row(name, *["not computed" if figures.get(m) is None else f"{figures[m]:.3f}" for m in METRICS])
+    out.print(table)
+    out.print(f"judged metrics (VSC, Fact, Coh, Logic, SQ): {report['judge']}")
+    out.print(f"report: {report['report_dir']}/report.md · MLflow run {report.get('mlflow_run_id')}")
+
+
+@evaluate_app.command("benchmark")
+def evaluate_benchmark(
+    predictions: Annotated[Path | None, typer.Argument(metavar="[PREDICTIONS]", help="JSONL predictions")] = None,
+    benchmark_version: Annotated[int | None, typer.Option(help="gold.benchmark version (default: latest)")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Score PREDICTIONS (JSONL) on the benchmark beside the random and embedding baselines; JSON, Markdown, MLflow."""
+    from jobs.score_benchmark import main as score_main
+
+    if predictions is not None and not predictions.is_file():
+        raise typer.BadParameter(f"{predictions} is not a file")
+    argv = [] if predictions is None else ["--predictions", str(predictions)]
+    if benchmark_version is not None:
+        argv += ["--benchmark-version", str(benchmark_version)]
+    with _stdout_to_stderr():
+        report = score_main(argv)
+    if as_json:
+        _print_json(report)
+    else:
+        print_benchmark_report(report)
+
+
+def print_training_sets(result: dict[str, Any]) -> None:
+    sizes = ", ".join(f"{k} {v['ads']} ads/{v['products']} products" for k, v in result["sizes"].items())
+    out.print(f"splits: {sizes}; leaks: {sum(len(v) for v in result['leaks'].values())}")
+    table = Table(title="gold.samples (ShareGPT chat messages, LLaMA-Factory layout)")
+    for c in ("task", "split", "samples"):
+        table.add_column(c)
+    for task, splits in sorted(result["samples"].items()):
+        for split, count in sorted(splits.items()):
+            table.add_row(task, split, str(count))
+    out.print(table)
+    out.print(f"benchmark: {result['benchmark_samples']} samples, gold.benchmark v{result['benchmark_version']}")
+    out.print(f"exports: {result['export_dir']} sha256 {result['export_hash']}")
 
 
 def _verdict(ok: bool) -> str:

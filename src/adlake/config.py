@@ -269,6 +269,55 @@ class IndexConf(_Section):
     threads: int | None = None  # FAISS OpenMP threads; null: every core
 
 
+class VcTasksConf(_Section):
+    remix_shuffles: int = Field(4, ge=1)  # VC-LLM: four shuffles per remix sample
+    compound_shuffles: int = Field(4, ge=1)
+    distractor_ratio: float = Field(1.0, ge=0)  # clips of other ads per clip of the ad, in remix and compound
+
+
+def _default_autocut_mix() -> dict[str, float]:
+    return {"autocut_script": 0.3, "autocut_order": 0.3, "autocut_select": 0.2, "autocut_bgm": 0.2}
+
+
+class AutocutTasksConf(_Section):
+    mix: dict[str, float] = Field(default_factory=_default_autocut_mix)  # AutoCut's code: 0.3/0.3/0.2/0.2
+    samples_per_ad: float = Field(1.0, gt=0)  # AutoCut samples per ad of a split, divided by the mix
+    negative_ratio: float = Field(1.0, ge=0)  # clip selection: negatives from other ads per positive (1:1)
+    bgm_negatives: int = Field(3, ge=1)  # music windows of other ads beside the ad's own
+
+    @model_validator(mode="after")
+    def _known_tasks(self) -> AutocutTasksConf:
+        unknown = set(self.mix) - set(_default_autocut_mix())
+        if unknown or not self.mix or any(w < 0 for w in self.mix.values()) or sum(self.mix.values()) <= 0:
+            raise ValueError(f"datasets.autocut.mix: weights ≥ 0 for {sorted(_default_autocut_mix())}, got "
+                             f"{self.mix}")
+        return self
+
+
+class DatasetsConf(_Section):
+    seed: int = 0
+    test_products: float = Field(0.2, gt=0)  # a count of test products, or below 1 a share of all products
+    max_videos_per_product: int = Field(2, ge=1)  # VC-LLM: training products keep at most two videos
+    finetune_share: float = Field(0.3, ge=0, le=1)  # of training products, for the fine-tuning part
+    near_duplicate_cosine: float = Field(0.97, gt=0, le=1)  # ad vectors this similar share a leak group
+    vc: VcTasksConf = Field(default_factory=VcTasksConf)
+    autocut: AutocutTasksConf = Field(default_factory=AutocutTasksConf)
+    export_uri: str | None = None  # default: $ADLAKE_HOME/exports/training_sets
+
+
+class JudgeConf(_Section):
+    base_url: str | None = None  # an OpenAI-compatible endpoint, e.g. https://api.openai.com/v1; null: not judged
+    model: str = "gpt-4o"
+    api_key_env: str = "ADLAKE_JUDGE_API_KEY"  # the key comes from this environment variable only
+    prompt_version: str = "v1"  # adlake/evaluate/prompts/<version>/
+    timeout_s: float = Field(60.0, gt=0)
+
+
+class EvaluateConf(_Section):
+    words_per_second: float = Field(2.5, gt=0)  # WCD's target words for a clip's duration
+    judge: JudgeConf = Field(default_factory=JudgeConf)
+
+
 def _deep_merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():
@@ -344,6 +393,8 @@ class Settings(BaseSettings):
     embed: EmbedConf = Field(default_factory=EmbedConf)
     tokenizer: TokenizerConf = Field(default_factory=TokenizerConf)
     index: IndexConf = Field(default_factory=IndexConf)
+    datasets: DatasetsConf = Field(default_factory=DatasetsConf)
+    evaluate: EvaluateConf = Field(default_factory=EvaluateConf)
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,

@@ -132,6 +132,12 @@ def load_files(folder: Path, kind: str, version: str) -> LoadedIndex:
     return LoadedIndex(kind, version, index, table["id"].to_pylist(), table["video_id"].to_pylist(), meta)
 
 
+def index_meta(ctx: RunContext, mv) -> dict:
+    """A version's index.json alone (parameters and figures), without downloading the index."""
+    with tempfile.TemporaryDirectory() as tmp:
+        return json.loads(Path(registry_client(ctx).download_artifacts(mv.run_id, "index/index.json", tmp)).read_text())
+
+
 def load_index(ctx: RunContext, kind: str, version: str | int | None = None) -> LoadedIndex:
     """A registered version (default: production), from its MLflow run's artifacts."""
     from mlflow.exceptions import MlflowException

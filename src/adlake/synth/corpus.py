@@ -12,6 +12,7 @@ the pipeline is expected to put it.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import random
 import shutil
@@ -390,11 +391,19 @@ def generate(out: Path, n: int = 24, seed: int = 7, base_url: str = "http://127.
                          media_files=len(list(videos.iterdir())), expected=expected)
 
 
+def _advertiser_of(product_id: str | None, drawn: int) -> str:
+    # An advertiser owns its products, as on real platforms; the draw is kept so the rest of the corpus is unchanged.
+    if not product_id:
+        return f"adv{drawn:03d}"
+    return f"adv{int(hashlib.sha256(product_id.encode()).hexdigest(), 16) % 16:03d}"
+
+
 def _manifest_row(ad_id: str, url: str | None, product_id: str | None, product_name: str | None,
                   points: list[str] | None, rng: random.Random, duration: float | None = None) -> dict:
     plays = int(rng.lognormvariate(11, 1.2)) + 5_000
     return {"ad_id": ad_id, "url": url, "product_id": product_id, "product_name": product_name,
-            "selling_points": points, "industry": rng.choice(INDUSTRIES), "advertiser_id": f"adv{rng.randrange(40):03d}",
+            "selling_points": points, "industry": rng.choice(INDUSTRIES),
+            "advertiser_id": _advertiser_of(product_id, rng.randrange(40)),
             "title": f"{product_name} ad" if product_name else None, "play_count": plays,
             "like_count": plays // rng.randint(20, 80),
             "published_at": f"2026-{rng.randint(1, 10):02d}-{rng.randint(1, 28):02d}T{rng.randint(0, 23):02d}:00:00Z",

@@ -1,0 +1,32 @@
+"""Score the benchmark's baselines (and a predictions file) on a pinned benchmark version.
+
+    python -m jobs.score_benchmark [--predictions FILE] [--benchmark-version N] [--run-id ID]
+
+Writes report.json and report.md under $ADLAKE_HOME/reports/benchmark/ and an MLflow run.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from adlake.evaluate.report import evaluate
+from adlake.jobs import cli, context, parser
+from adlake.lake import Lake
+
+JOB = "score_benchmark"
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    p = parser(__doc__.splitlines()[0])
+    p.add_argument("--predictions", type=Path, help="JSONL predictions to score beside the baselines")
+    p.add_argument("--benchmark-version", type=int, help="gold.benchmark version (default: the latest)")
+    args = p.parse_args(argv)
+    report = evaluate(Lake(context(JOB, args)), args.predictions, benchmark_version=args.benchmark_version)
+    return {"job": JOB, **{k: report[k] for k in ("benchmark", "benchmark_version", "samples", "systems",
+                                                  "report_dir", "mlflow_run_id")},
+            "judge": report["judge"]["status"]}
+
+
+if __name__ == "__main__":
+    cli(main)

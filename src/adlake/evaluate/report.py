@@ -1,0 +1,97 @@
+"""`adlake evaluate PREDICTIONS`: a predictions file scored on a pinned benchmark version, with the baselines.
+
+Writes ``report.json`` and ``report.md`` under ``$ADLAKE_HOME/reports/benchmark/…`` and one MLflow run
+(experiment ``adlake/evaluate``) with the benchmark version, the source table versions, every
+system's figures and both files.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from adlake.evaluate.benchmark import (
+    embedding_baseline,
+    load_benchmark,
+    markdown,
+    random_baseline,
+    read_predictions,
+    score,
+)
+from adlake.lake import Lake
+from adlake.lake.sql import sql_literal
+from schemas.registry import BENCHMARK
+
+
+class NoBenchmark(RuntimeError):
+    pass
+
+
+def _judge_items(rows: list[dict[str, Any]], predictions: dict[str, dict[str, Any]]) -> list[dict[str, str]]:
+    items = []
+    for r in rows:
+        p = predictions.get(r["sample_id"])
+        if not p or not p.get("scripts"):
+            continue
+        product = json.loads(r["messages"])["conversations"][0]["value"].split("\n\n", 1)[0]
+        video = "\n".join(f"{i + 1}. clip {c}: {s}" for i, (c, s) in enumerate(zip(p.get("clips", []),
+                                                                                   p["scripts"], strict=False)))
+        items.append({"product": product, "video": video})
+    return items
+
+
+def evaluate(lake: Lake, predictions_path: Path | None = None, *, benchmark_version: int | None = None,
+             name: str | None = None) -> dict[str, Any]:
+    """Score the predictions (if any) and the baselines on one benchmark version; log and write the report."""
+    from adlake.datasets.build import BENCHMARK_NAME, clip_frame_vectors
+    from adlake.evaluate.judge import judge
+    from adlake.tracking import job_run
+
+    if not lake.exists(BENCHMARK):
+        raise NoBenchmark("gold.benchmark does not exist yet: run training_sets first")
+    version = lake.version(BENCHMARK) if benchmark_version is None else benchmark_version
+    rows = lake.read(BENCHMARK, version=version, where=f"benchmark = {sql_literal(BENCHMARK_NAME)}").to_pylist()
+    if not rows:
+        raise NoBenchmark(f"gold.benchmark@v{version} holds no {BENCHMARK_NAME} samples")
+    bench = load_benchmark(rows)
+    source = json.loads(rows[0]["source_versions"])
+    conf = lake.settings.datasets
+    wps = lake.settings.evaluate.words_per_second
+    systems: dict[str, Any] = {}
+    per_sample: dict[str, list[dict[str, Any]]] = {}
+    predictions: dict[str, dict[str, Any]] = {}
+    if predictions_path is not None:
+        predictions = read_predictions(predictions_path)
+        name = name or predictions_path.stem
+        systems[name], per_sample[name] = score(bench, predictions, wps)
+    systems["random"], per_sample["random"] = score(bench, random_baseline(bench, conf.seed), wps)
+    clip_vectors, first_last = clip_frame_vectors(lake, source["silver.frames"], source["silver.embeddings"],
+                                                  source["encoder.video"])
+    systems["embedding"], per_sample["embedding"] = score(
+        bench, embedding_baseline(bench, clip_vectors, first_last, conf.seed), wps)
+    verdict = judge(_judge_items(rows, predictions), lake.settings.evaluate.judge)
+    report = {"benchmark": BENCHMARK_NAME, "benchmark_version": version, "samples": len(bench),
+              "benchmark_hash": hashlib.sha256(json.dumps([r["sample_id"] for r in rows]).encode()).hexdigest()[:16],
+              "source_versions": source, "predictions": str(predictions_path) if predictions_path else None,
+              "systems": systems, "judge": verdict}
+    if verdict.get("computed") and name:
+        systems[name].update({m: verdict.get(m) for m in ("VSC", "Fact", "Coh", "Logic", "SQ")})
+    out = Path(lake.settings.home) / "reports" / "benchmark" / f"v{version}-{name or 'baselines'}"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps({**report, "per_sample": per_sample}, indent=1, sort_keys=True,
+                                                ensure_ascii=False) + "\n")
+    (out / "report.md").write_text(markdown(report))
+    with job_run(lake.ctx, experiment="evaluate", params={
+            "benchmark": BENCHMARK_NAME, "predictions": report["predictions"], "judge_prompt_version":
+            verdict["prompt_version"], "judge_computed": verdict.get("computed", False),
+            **{f"source.{k}": v for k, v in source.items()}}, inputs={BENCHMARK.name: version}) as run:
+        for system, figures in systems.items():
+            run.metrics({f"{system}.{k}": v for k, v in figures.items() if isinstance(v, int | float)
+                         and not isinstance(v, bool)})
+        run.artifact(out / "report.json", "report")
+        run.artifact(out / "report.md", "report")
+        report["mlflow_run_id"] = run.run_id
+    report["report_dir"] = str(out)
+    return report
