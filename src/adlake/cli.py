@@ -340,24 +340,25 @@ def demo(
         query = loaded.ids[0]
         hits = loaded.search(loaded.vector_of(query), 3)[0]
         out.print(f"adlake search --clip {query} --k 3 → " + ", ".join(f"{h.id} ({h.score:.3f})" for h in hits))
-    console.rule("9/10 training_sets through Airflow: splits, task samples, benchmark, baselines")
+    console.rule("9/10 training_sets through Airflow: splits, task samples, benchmark, baselines; the lake")
     sets_ok = True
     try:
         outcome = run("training_sets", param=[], as_json=False)
     except typer.Exit:
         sets_ok, outcome = False, None
         out.print("[red]training_sets failed[/]")
-    if outcome is not None:
-        outputs = {t.task_id: t.output for t in outcome.tasks}
+    outputs = {} if outcome is None else {t.task_id: t.output for t in outcome.tasks}
+    if outputs:
         print_training_sets(outputs["build_training_sets"])
-        report = json.loads((Path(outputs["score_baselines"]["report_dir"]) / "report.json").read_text())
-        print_benchmark_report({**report, "judge": outputs["score_baselines"]["judge"],
-                                "report_dir": outputs["score_baselines"]["report_dir"],
-                                "mlflow_run_id": outputs["score_baselines"]["mlflow_run_id"]})
-    console.rule("10/10 lake")
     tables(show_all=False, as_json=False)
     out.print(f"corpus: {corpus} · lake: {settings.lake.uri} · media: {settings.media.uri} · "
               f"MLflow: {settings.mlflow.tracking_uri}")
+    console.rule("10/10 the baselines' benchmark report")
+    if outputs:
+        scored = outputs["score_baselines"]
+        report = json.loads((Path(scored["report_dir"]) / "report.json").read_text())
+        print_benchmark_report({**report, "judge": scored["judge"], "report_dir": scored["report_dir"],
+                                "mlflow_run_id": scored["mlflow_run_id"]})
     if not (check.ok and trained and indexed and sets_ok):
         raise typer.Exit(1)
 

@@ -122,19 +122,28 @@ def _distractors(ad: Ad, pool: list[tuple[str, Clip]], count: int, rng: random.R
 
 # -- VC-LLM -----------------------------------------------------------------------------------------------
 
-def vc_remix(ad: Ad, split: str, pool: list[tuple[str, Clip]], seed: int, shuffles: int,
-             distractor_ratio: float) -> list[Sample]:
+def _shuffled(task: str, ad: Ad, split: str, pool: list[tuple[str, Clip]], seed: int, shuffles: int,
+              distractor_ratio: float, render) -> list[Sample]:
+    """One sample per shuffle of the ad's clips plus others; ``render(refs, label_of)`` → (question, answer)."""
     out = []
     for k in range(shuffles):
-        rng = rng_for(seed, "vc_remix", ad.ad_id, str(k))
+        rng = rng_for(seed, task, ad.ad_id, str(k))
         others = _distractors(ad, pool, round(distractor_ratio * len(ad.clips)), rng)
         shown, labels, label_of = candidate_set(ad, others, rng)
         refs, images = _frame_refs(shown, labels)
-        human = (f"{product_block(ad)}\n\nUnordered clips, some from other ads:\n{refs}\n\nPick the "
-                 f"{len(ad.clips)} clips of this product's ad and put them in order.")
-        answer = ", ".join(label_of[c.clip_id] for c in ad.clips)
-        out.append(_sample("vc_remix", split, ad, f":{k}", _message("vc", human, answer, images)))
+        human, answer = render(refs, label_of)
+        out.append(_sample(task, split, ad, f":{k}", _message("vc", human, answer, images)))
     return out
+
+
+def vc_remix(ad: Ad, split: str, pool: list[tuple[str, Clip]], seed: int, shuffles: int,
+             distractor_ratio: float) -> list[Sample]:
+    def render(refs: str, label_of: dict[str, str]) -> tuple[str, str]:
+        return (f"{product_block(ad)}\n\nUnordered clips, some from other ads:\n{refs}\n\nPick the "
+                f"{len(ad.clips)} clips of this product's ad and put them in order.",
+                ", ".join(label_of[c.clip_id] for c in ad.clips))
+
+    return _shuffled("vc_remix", ad, split, pool, seed, shuffles, distractor_ratio, render)
 
 
 def vc_script(ad: Ad, split: str) -> list[Sample]:
@@ -162,16 +171,8 @@ def compound_answer(ad: Ad, label_of: dict[str, str]) -> str:
 
 def vc_compound(ad: Ad, split: str, pool: list[tuple[str, Clip]], seed: int, shuffles: int,
                 distractor_ratio: float) -> list[Sample]:
-    out = []
-    for k in range(shuffles):
-        rng = rng_for(seed, "vc_compound", ad.ad_id, str(k))
-        others = _distractors(ad, pool, round(distractor_ratio * len(ad.clips)), rng)
-        shown, labels, label_of = candidate_set(ad, others, rng)
-        refs, images = _frame_refs(shown, labels)
-        human = compound_prompt(ad, refs, len(ad.clips))
-        out.append(_sample("vc_compound", split, ad, f":{k}",
-                           _message("vc", human, compound_answer(ad, label_of), images)))
-    return out
+    return _shuffled("vc_compound", ad, split, pool, seed, shuffles, distractor_ratio,
+                     lambda refs, label_of: (compound_prompt(ad, refs, len(ad.clips)), compound_answer(ad, label_of)))
 
 
 def compound_prompt(ad: Ad, refs: str, k: int) -> str:
