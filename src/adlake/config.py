@@ -299,7 +299,7 @@ class DatasetsConf(_Section):
     test_products: float = Field(0.2, gt=0)  # a count of test products, or below 1 a share of all products
     max_videos_per_product: int = Field(2, ge=1)  # VC-LLM: training products keep at most two videos
     finetune_share: float = Field(0.3, ge=0, le=1)  # of training products, for the fine-tuning part
-    near_duplicate_cosine: float = Field(0.97, gt=0, le=1)  # ad vectors this similar share a leak group
+    near_duplicate_cosine: float = Field(0.99, gt=0, le=1)  # ad vectors this similar share a leak group
     vc: VcTasksConf = Field(default_factory=VcTasksConf)
     autocut: AutocutTasksConf = Field(default_factory=AutocutTasksConf)
     export_uri: str | None = None  # default: $ADLAKE_HOME/exports/training_sets

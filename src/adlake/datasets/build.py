@@ -362,6 +362,9 @@ def build_training_sets(lake: Lake) -> BuildResult:
     out_dir = Path(conf.export_uri or Path(lake.settings.home) / "exports" / "training_sets") / build_key
     result.files, result.export_hash = export(out_dir, samples, bench, source)
     result.export_dir = str(out_dir)
+    if not any(result.sizes[s]["ads"] for s in TRAIN_SPLITS) or not result.sizes["test"]["ads"]:
+        result.notes.append("a side of the split is empty: leak groups joined too many ads (a large advertiser, or "
+                            "datasets.near_duplicate_cosine too low for this encoder)")
     if not any(c.tokens for a in inputs.ads for c in a.clips):
         result.notes.append("no production video tokens yet: AutoCut samples wait for train_tokenizer and "
                             "ads_features")
