@@ -29,7 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from adlake.index.corpus import KINDS, Corpus, fingerprint, input_versions, load_corpus, mean_by_group
-from adlake.index.registry import MODEL_NAMES, PRODUCTION, load_index, production_model_version
+from adlake.index.registry import MODEL_NAMES, PRODUCTION, index_meta, load_index, production_model_version
 from adlake.lake import Lake
 from adlake.lake.sql import sql_literal
 from schemas.registry import TOKENS
@@ -136,14 +136,6 @@ def _write_files(folder: Path, index, corpus: Corpus, meta: dict[str, Any]) -> N
     (folder / "index.json").write_text(json.dumps(meta, indent=1, default=str))
 
 
-def _production_meta(lake: Lake, mv) -> dict | None:
-    return None if mv is None else load_index(lake.ctx, _kind_of(mv.name), mv.version).meta
-
-
-def _kind_of(model_name: str) -> str:
-    return next(k for k, name in MODEL_NAMES.items() if name == model_name)
-
-
 def build_and_promote(lake: Lake, kind: str, *, embeddings_version: int | None = None, force: bool = False,
                       retrain: bool = False, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
     """Build, evaluate and register one index; move ``production`` only when its gate passes.
@@ -181,7 +173,7 @@ def build_and_promote(lake: Lake, kind: str, *, embeddings_version: int | None =
     corpus = load_corpus(lake, kind, encoder_id, versions)
     x = corpus.vectors
     set_threads(conf.threads)
-    production = _production_meta(lake, current)
+    production = None if current is None else index_meta(lake.ctx, current)  # the index itself only for a refresh
     plan = choose_plan(conf, corpus, production, retrain)
     t0 = time.perf_counter()
     if plan.mode == "refresh":
