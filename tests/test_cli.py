@@ -37,9 +37,28 @@ def media_files(home: Path) -> dict[str, int]:
             if p.is_file() and "/tmp/" not in str(p)}
 
 
+class Pipeline:
+    """One lake carried through the DAGs in order by the stage tests below: each test is one stage, so a
+    failure names its stage and each stays well within the per-test time limit."""
+
+    def __init__(self, home: Path, corpus: Path) -> None:
+        self.home, self.corpus = home, corpus
+        self.done: set[str] = set()
+        self.state: dict = {}
+
+    def needs(self, stage: str) -> None:
+        if stage not in self.done:
+            pytest.skip(f"the {stage} stage did not complete; its own test says why")
+
+
+@pytest.fixture(scope="module")
+def pipeline(corpus: Path, tmp_path_factory: pytest.TempPathFactory) -> Pipeline:
+    return Pipeline(tmp_path_factory.mktemp("e2e") / "home", corpus)
+
+
 @pytest.mark.slow
 @pytest.mark.airflow
-def test_ingest_parse_and_features_dags_reconcile_and_are_idempotent(corpus: Path, tmp_path: Path) -> None:
+def test_ads_ingest_reconciles_with_the_truth_and_a_rerun_changes_nothing(pipeline: Pipeline) -> None:
     import datetime as dt
     from urllib.parse import urlparse
 
@@ -48,7 +67,7 @@ def test_ingest_parse_and_features_dags_reconcile_and_are_idempotent(corpus: Pat
     from adlake.lake import Lake
     from adlake.provenance import RunContext
 
-    home = tmp_path / "home"
+    home, corpus = pipeline.home, pipeline.corpus
     gt = json.loads((corpus / "ground_truth.json").read_text())
     params = ["--param", f"manifest={corpus / 'manifest.parquet'}", "--param", "crawl_date=2026-11-01"]
     with serving(corpus, port=urlparse(gt["base_url"]).port):
@@ -74,7 +93,16 @@ def test_ingest_parse_and_features_dags_reconcile_and_are_idempotent(corpus: Pat
     for table in ("bronze.crawl_manifest", "bronze.videos"):
         assert again[table]["version"] == tables[table]["version"], table
     assert media_files(home) == media
+    pipeline.state["bronze_tables"] = again
+    pipeline.done.add("ads_ingest")
 
+
+@pytest.mark.slow
+@pytest.mark.airflow
+def test_ads_parse_puts_every_video_in_one_place_and_a_rerun_changes_nothing(pipeline: Pipeline) -> None:
+    pipeline.needs("ads_ingest")
+    home, corpus = pipeline.home, pipeline.corpus
+    again = pipeline.state["bronze_tables"]
     # ads_parse on what the crawl brought in; every video in one place; the bar's checks on its tables
     parsed = json.loads(adlake(home, "run", "ads_parse", "--json").stdout)
     assert parsed["ok"], parsed
@@ -91,7 +119,14 @@ def test_ingest_parse_and_features_dags_reconcile_and_are_idempotent(corpus: Pat
     after = {t["table"]: t for t in json.loads(adlake(home, "tables", "--json").stdout)}
     assert {k: (v["version"], v["rows"]) for k, v in after.items()} == \
         {k: (v["version"], v["rows"]) for k, v in parsed_tables.items()}
+    pipeline.done.add("ads_parse")
 
+
+@pytest.mark.slow
+@pytest.mark.airflow
+def test_ads_features_embeds_everything_once_and_waits_for_a_tokenizer(pipeline: Pipeline) -> None:
+    pipeline.needs("ads_parse")
+    home = pipeline.home
     # ads_features on a fresh lake: embeds on Ray, says tokenization waits for train_tokenizer, succeeds
     features = json.loads(adlake(home, "run", "ads_features", "--json").stdout)
     assert features["ok"], features
@@ -105,7 +140,16 @@ def test_ingest_parse_and_features_dags_reconcile_and_are_idempotent(corpus: Pat
     assert again["ok"] and all(t["output"].get("pending", 0) == 0 for t in again["tasks"])
     assert {t["table"]: t for t in json.loads(adlake(home, "tables", "--json").stdout)}["silver.embeddings"] == \
         embedded
+    pipeline.state["embedded"] = out
+    pipeline.done.add("ads_features")
 
+
+@pytest.mark.slow
+@pytest.mark.airflow
+def test_train_tokenizer_then_ads_features_tokenizes_and_a_second_version_adds_its_rows(pipeline: Pipeline) -> None:
+    pipeline.needs("ads_features")
+    home = pipeline.home
+    out = pipeline.state["embedded"]
     # train_tokenizer (a small tokenizer under conf/test.yaml), then ads_features tokenizes with it
     trained = json.loads(adlake(home, "run", "train_tokenizer", "--json").stdout)
     assert trained["ok"], trained
@@ -136,7 +180,16 @@ def test_ingest_parse_and_features_dags_reconcile_and_are_idempotent(corpus: Pat
                            "adlake-rqvae-audio/1": tok["tokenized"]["audio"]}
     shown = json.loads(adlake(home, "tokenizer", "show", "--json").stdout)
     assert {(r["modality"], r["version"], r["production"]) for r in shown} == {("video", "2", "2"), ("audio", "1", "1")}
+    pipeline.state["tokens"] = tokens
+    pipeline.done.add("train_tokenizer")
 
+
+@pytest.mark.slow
+@pytest.mark.airflow
+def test_index_refresh_builds_exact_indexes_that_search_finds_and_skips_an_unchanged_night(pipeline: Pipeline) -> None:
+    pipeline.needs("train_tokenizer")
+    home = pipeline.home
+    tokens = pipeline.state["tokens"]
     # index_refresh: exact clip and music indexes, the token round trip with the production tokenizer
     indexed = json.loads(adlake(home, "run", "index_refresh", "--json").stdout)
     assert indexed["ok"], indexed
@@ -157,7 +210,14 @@ def test_ingest_parse_and_features_dags_reconcile_and_are_idempotent(corpus: Pat
     by_tokens = json.loads(adlake(home, "search", "--tokens", frame_tokens, "--k", "5", "--json").stdout)
     assert len(by_tokens["hits"]) == 5 and "adlake-rqvae-video/2" in by_tokens["query"]
     assert adlake(home, "search", "--clip", "no-such-clip", check=False).returncode != 0
+    pipeline.done.add("index_refresh")
 
+
+@pytest.mark.slow
+@pytest.mark.airflow
+def test_training_sets_assigns_every_ad_once_scores_baselines_and_rebuilds_identically(pipeline: Pipeline) -> None:
+    pipeline.needs("train_tokenizer")
+    home = pipeline.home
     # training_sets: every selected ad in one split, no leaks, a benchmark, baselines; a rebuild changes nothing
     sets = json.loads(adlake(home, "run", "training_sets", "--json").stdout)
     assert sets["ok"], sets
@@ -179,7 +239,7 @@ def test_ingest_parse_and_features_dags_reconcile_and_are_idempotent(corpus: Pat
         assert tables_after[table] == tables_before[table]
     # adlake evaluate PREDICTIONS: the truth itself scores 1 beside the baselines
     bench = json.loads(adlake(home, "show", "gold.benchmark", "--json").stdout)
-    predictions = tmp_path / "oracle.jsonl"
+    predictions = home.parent / "oracle.jsonl"
     predictions.write_text("".join(json.dumps({
         "sample_id": b["sample_id"], "clips": [t["clip_id"] for t in json.loads(b["truth"])],
         "scripts": [t["script"] for t in json.loads(b["truth"])],

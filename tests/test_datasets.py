@@ -18,10 +18,7 @@ from adlake.evaluate.benchmark import (
     random_baseline,
     score,
 )
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    return (x / np.linalg.norm(x, axis=-1, keepdims=True)).astype(np.float32)
+from adlake.vectors import unit
 
 
 def large_corpus(products: int = 5000, seed: int = 3) -> tuple[list[AdKey], np.ndarray]:
@@ -224,3 +221,12 @@ def test_splits_of_the_demo_corpus_leak_nothing() -> None:
     assert sizes["test"]["products"] >= products // 5 and sizes["test_distractor"]["ads"] > 0
     assert sizes["pretrain"]["ads"] > 0 and sizes["finetune"]["ads"] > 0
     assert sum(v["ads"] for v in sizes.values()) == 72
+
+
+def test_the_latest_crawl_of_each_ad_wins_whatever_the_row_order() -> None:
+    from adlake.vectors import latest_per_key
+
+    rows = [{"ad_id": "a", "crawl_date": "2026-11-02", "v": 2}, {"ad_id": "b", "crawl_date": "2026-11-01", "v": 1},
+            {"ad_id": "a", "crawl_date": "2026-11-01", "v": 1}, {"ad_id": "b", "crawl_date": "2026-11-03", "v": 3}]
+    for order in (rows, rows[::-1], rows[1:] + rows[:1]):
+        assert {k: r["v"] for k, r in latest_per_key(order).items()} == {"a": 2, "b": 3}

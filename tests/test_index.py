@@ -7,8 +7,8 @@ import pyarrow as pa
 import pytest
 
 from adlake.config import IndexConf
-from adlake.index.corpus import mean_by_group
 from adlake.index.faiss_index import build_index, drop_self, measure, nlist_for, recall, refill
+from adlake.vectors import mean_by_group
 
 
 def unit(x: np.ndarray) -> np.ndarray:

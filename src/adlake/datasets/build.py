@@ -21,6 +21,7 @@ from adlake.datasets import samples as S
 from adlake.datasets.splits import AdKey, Assignment, assign_splits, leaks, split_sizes, test_product_target
 from adlake.lake import Lake
 from adlake.lake.sql import sql_literal
+from adlake.vectors import latest_per_key, mean_by_group, unit
 from schemas.registry import (
     ADS,
     BENCHMARK,
@@ -72,18 +73,6 @@ class BuildResult:
         return asdict(self)
 
 
-def _unit(x: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(x, axis=-1, keepdims=True)
-    return x / np.where(n > 0, n, 1)
-
-
-def _latest_per_ad(rows: list[dict]) -> dict[str, dict]:
-    latest: dict[str, dict] = {}
-    for r in sorted(rows, key=lambda r: (r["crawl_date"], r["ad_id"])):
-        latest[r["ad_id"]] = r
-    return latest
-
-
 def read_inputs(lake: Lake) -> Inputs:
     """Every input at its current version, pinned: the versions go with every sample."""
     from adlake.embed.encoders import encoder_id_for
@@ -102,9 +91,9 @@ def read_inputs(lake: Lake) -> Inputs:
     video_encoder = encoder_id_for(lake.settings, "video")
     versions["encoder.video"] = video_encoder
 
-    ads = _latest_per_ad(lake.read(ADS, version=versions[ADS.name],
+    ads = latest_per_key(lake.read(ADS, version=versions[ADS.name],
                                    columns=["ad_id", "crawl_date", "product_id", "video_id", "status"]).to_pylist())
-    manifest = _latest_per_ad(lake.read(CRAWL_MANIFEST, version=versions[CRAWL_MANIFEST.name], columns=[
+    manifest = latest_per_key(lake.read(CRAWL_MANIFEST, version=versions[CRAWL_MANIFEST.name], columns=[
         "ad_id", "crawl_date", "product_name", "selling_points", "industry", "advertiser_id"]).to_pylist())
     clips_by_video: dict[str, list[dict]] = defaultdict(list)
     for c in lake.read(CLIPS, version=versions[CLIPS.name],
@@ -119,9 +108,10 @@ def read_inputs(lake: Lake) -> Inputs:
             fps1[f["clip_id"]].append((f["t_s"], f["frame_id"]))
         else:
             views[f["clip_id"]].append((0 if f["role"] == "spatial" else 1, f["t_s"], f["media_uri"]))
+    for found in fps1.values():
+        found.sort()
 
-    clip_vectors, first_last = clip_frame_vectors(lake, versions[FRAMES.name], versions[EMBEDDINGS.name],
-                                                  video_encoder)
+    clip_vectors, first_last = clip_frame_vectors(lake, fps1, versions[EMBEDDINGS.name], video_encoder)
     tokens: dict[str, str] = {}
     bgm_tokens: dict[str, list[tuple[str, str]]] = defaultdict(list)
     if versions[TOKENS.name] is not None:
@@ -147,7 +137,7 @@ def read_inputs(lake: Lake) -> Inputs:
         key = AdKey(ad_id, row["product_id"], meta.get("advertiser_id"), row["video_id"])
         clips = []
         for c in sorted(clips_by_video.get(row["video_id"], []), key=lambda c: c["idx"]):
-            frame_ids = [fid for _, fid in sorted(fps1.get(c["clip_id"], []))]
+            frame_ids = [fid for _, fid in fps1.get(c["clip_id"], [])]
             frame_tok = [tokens.get(f) for f in frame_ids]
             clips.append(S.Clip(
                 c["clip_id"], c["idx"], round(c["end_s"] - c["start_s"], 3), (c["script"] or "").strip(),
@@ -160,7 +150,7 @@ def read_inputs(lake: Lake) -> Inputs:
             continue
         vecs = [clip_vectors[c.clip_id] for c in clips if c.clip_id in clip_vectors]
         if vecs:
-            ad_vectors[ad_id] = _unit(np.mean(vecs, axis=0)).astype(np.float32)
+            ad_vectors[ad_id] = unit(np.mean(vecs, axis=0))
         keys.append(key)
         out_ads.append(S.Ad(ad_id, row["product_id"], meta.get("product_name") or row["product_id"],
                             list(meta.get("selling_points") or []), meta.get("industry"), row["video_id"], clips,
@@ -168,27 +158,38 @@ def read_inputs(lake: Lake) -> Inputs:
     return Inputs(out_ads, keys, excluded, ad_vectors, clip_vectors, first_last, versions)
 
 
-def clip_frame_vectors(lake: Lake, frames_version: int, embeddings_version: int | None, encoder_id: str
-                       ) -> tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]:
-    """Per clip: the normalised mean of its 1 fps frame vectors, and its first and last frame vectors."""
+def fps1_frames(lake: Lake, frames_version: int) -> dict[str, list[tuple[float, str]]]:
+    """Each clip's 1 fps frames as (t_s, frame_id) in time order."""
+    rows = lake.read(FRAMES, version=frames_version, columns=["frame_id", "clip_id", "t_s"], where="role = 'fps1'")
+    by_clip: dict[str, list[tuple[float, str]]] = defaultdict(list)
+    for f, c, t in zip(rows["frame_id"].to_pylist(), rows["clip_id"].to_pylist(), rows["t_s"].to_pylist(),
+                       strict=True):
+        by_clip[c].append((t, f))
+    for found in by_clip.values():
+        found.sort()
+    return by_clip
+
+
+def clip_frame_vectors(lake: Lake, fps1: dict[str, list[tuple[float, str]]], embeddings_version: int | None,
+                       encoder_id: str) -> tuple[dict[str, np.ndarray], dict[str, tuple[np.ndarray, np.ndarray]]]:
+    """Per clip (given its 1 fps frames in time order): the normalised mean of its frame vectors, and its
+    first and last frame vectors."""
     if embeddings_version is None:
         return {}, {}
-    frames = lake.read(FRAMES, version=frames_version, columns=["frame_id", "clip_id", "t_s"], where="role = 'fps1'")
     rows = lake.read(EMBEDDINGS, version=embeddings_version, columns=["entity_id", "vector"],
                      where=f"entity_type = 'frame' AND encoder_id = {sql_literal(encoder_id)}")
     vec = dict(zip(rows["entity_id"].to_pylist(), rows["vector"].to_numpy(zero_copy_only=False), strict=True))
-    by_clip: dict[str, list[tuple[float, np.ndarray]]] = defaultdict(list)
-    for f, c, t in zip(frames["frame_id"].to_pylist(), frames["clip_id"].to_pylist(), frames["t_s"].to_pylist(),
-                       strict=True):
-        if f in vec:
-            by_clip[c].append((t, np.asarray(vec[f], np.float32)))
-    clip_vectors, first_last = {}, {}
-    for clip, found in by_clip.items():
-        found.sort(key=lambda tv: tv[0])
-        vectors = [v for _, v in found]
-        clip_vectors[clip] = _unit(np.mean(vectors, axis=0)).astype(np.float32)
-        first_last[clip] = (vectors[0], vectors[-1])
-    return clip_vectors, first_last
+    clip_ids, vectors, first_last = [], [], {}
+    for clip, frames in fps1.items():
+        found = [np.asarray(vec[f], np.float32) for _, f in frames if f in vec]
+        if found:
+            clip_ids += [clip] * len(found)
+            vectors += found
+            first_last[clip] = (found[0], found[-1])
+    if not vectors:
+        return {}, {}
+    groups, means = mean_by_group(clip_ids, np.stack(vectors))
+    return dict(zip(groups, means, strict=True)), first_last
 
 
 def _vectors_for(keys: list[AdKey], ad_vectors: dict[str, np.ndarray]) -> np.ndarray | None:

@@ -45,7 +45,7 @@ def _judge_items(rows: list[dict[str, Any]], predictions: dict[str, dict[str, An
 def evaluate(lake: Lake, predictions_path: Path | None = None, *, benchmark_version: int | None = None,
              name: str | None = None) -> dict[str, Any]:
     """Score the predictions (if any) and the baselines on one benchmark version; log and write the report."""
-    from adlake.datasets.build import BENCHMARK_NAME, clip_frame_vectors
+    from adlake.datasets.build import BENCHMARK_NAME, clip_frame_vectors, fps1_frames
     from adlake.evaluate.judge import judge
     from adlake.tracking import job_run
 
@@ -67,8 +67,8 @@ def evaluate(lake: Lake, predictions_path: Path | None = None, *, benchmark_vers
         name = name or predictions_path.stem
         systems[name], per_sample[name] = score(bench, predictions, wps)
     systems["random"], per_sample["random"] = score(bench, random_baseline(bench, conf.seed), wps)
-    clip_vectors, first_last = clip_frame_vectors(lake, source["silver.frames"], source["silver.embeddings"],
-                                                  source["encoder.video"])
+    clip_vectors, first_last = clip_frame_vectors(lake, fps1_frames(lake, source["silver.frames"]),
+                                                  source["silver.embeddings"], source["encoder.video"])
     systems["embedding"], per_sample["embedding"] = score(
         bench, embedding_baseline(bench, clip_vectors, first_last, conf.seed), wps)
     verdict = judge(_judge_items(rows, predictions), lake.settings.evaluate.judge)

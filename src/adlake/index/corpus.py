@@ -11,6 +11,7 @@ import pyarrow as pa
 
 from adlake.lake import Lake
 from adlake.lake.sql import sql_literal
+from adlake.vectors import mean_by_group, unit
 from schemas.registry import EMBEDDINGS, FRAMES
 
 # index kind → (the tokenizer modality whose space it lives in, the embeddings it is built from)
@@ -31,20 +32,6 @@ class Corpus:
     versions: dict[str, int] = field(default_factory=dict)  # input table versions
     fingerprint: str = ""  # of the encoder and the entity ids: equal when no new embeddings arrived
     group_of: dict[str, str] = field(default_factory=dict)  # embedded entity → index id (frame → clip)
-
-
-def unit(x: np.ndarray) -> np.ndarray:
-    norms = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.where(norms > 0, norms, 1)).astype(np.float32)
-
-
-def mean_by_group(groups: list[str], vectors: np.ndarray) -> tuple[list[str], np.ndarray]:
-    """Groups in sorted order, each with the L2-normalised mean of its rows."""
-    order = np.argsort(np.array(groups, dtype=object), kind="stable")
-    keys = [groups[i] for i in order]
-    starts = [i for i in range(len(keys)) if i == 0 or keys[i] != keys[i - 1]]
-    sums = np.add.reduceat(vectors[order].astype(np.float64), starts, axis=0)
-    return [keys[i] for i in starts], unit(sums)
 
 
 def _fingerprint(encoder_id: str, ids: list[str]) -> str:

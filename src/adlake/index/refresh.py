@@ -28,10 +28,11 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
-from adlake.index.corpus import KINDS, Corpus, fingerprint, input_versions, load_corpus, mean_by_group
+from adlake.index.corpus import KINDS, Corpus, fingerprint, input_versions, load_corpus
 from adlake.index.registry import MODEL_NAMES, PRODUCTION, index_meta, load_index, production_model_version
 from adlake.lake import Lake
 from adlake.lake.sql import sql_literal
+from adlake.vectors import mean_by_group
 from schemas.registry import TOKENS
 
 

@@ -79,7 +79,7 @@ class LoadedIndex:
         return f"{MODEL_NAMES[self.kind]}/{self.version}"
 
     def search(self, vectors: np.ndarray, k: int) -> list[list[Hit]]:
-        from adlake.index.corpus import unit
+        from adlake.vectors import unit
 
         scores, rows = self.index.search(unit(np.atleast_2d(vectors).astype(np.float32)), k)
         return [[Hit(r + 1, self.ids[i], self.videos[i], round(float(s), 6))

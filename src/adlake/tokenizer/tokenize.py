@@ -20,6 +20,7 @@ from adlake.lake.sql import sql_literal
 from adlake.tokenizer.registry import MODEL_NAMES, Tokenizer, load_tokenizer, production_version
 from adlake.tokenizer.train import ENTITY_TYPES
 from adlake.tokenizer.vocab import SPECIAL
+from adlake.vectors import latest_per_key
 from schemas.registry import AD_SEQUENCES, ADS, CLIPS, EMBEDDINGS, FRAMES, TOKENS
 
 
@@ -109,9 +110,7 @@ def build_sequences(lake: Lake, video: Tokenizer, audio: Tokenizer | None) -> tu
         return 0, 0, 0, seq_id
     ads = lake.read(ADS, columns=["ad_id", "video_id", "crawl_date"],
                     where="status = 'selected' AND video_id IS NOT NULL").to_pylist()
-    latest: dict[str, str] = {}
-    for r in sorted(ads, key=lambda r: r["crawl_date"]):
-        latest[r["ad_id"]] = r["video_id"]
+    latest = {ad_id: r["video_id"] for ad_id, r in latest_per_key(ads).items()}
     clips_by_video: dict[str, list[dict]] = defaultdict(list)
     for c in lake.read(CLIPS, columns=["clip_id", "video_id", "idx", "script"]).to_pylist():
         clips_by_video[c["video_id"]].append(c)

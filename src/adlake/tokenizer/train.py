@@ -22,7 +22,7 @@ import numpy as np
 
 from adlake.lake import Lake
 from adlake.lake.sql import sql_literal
-from adlake.tokenizer.registry import MODEL_NAMES, PRODUCTION, production_version
+from adlake.tokenizer.registry import MODEL_NAMES, PRODUCTION, production_version, tokenizer_id
 from adlake.tokenizer.vocab import write_vocabulary
 from schemas.registry import EMBEDDINGS
 
@@ -151,8 +151,8 @@ def training_key(sample: Sample, modality: str, cfg, gate, conf) -> str:
 def _summary(modality: str, number: str, meta: dict[str, Any], production: str | None, previous: str | None,
              mlflow_run_id: str, **extra: Any) -> dict[str, Any]:
     checks = meta["gate"]
-    name = MODEL_NAMES[modality]
-    return {"modality": modality, "model": name, "version": number, "tokenizer_id": f"{name}/{number}",
+    return {"modality": modality, "model": MODEL_NAMES[modality], "version": number,
+            "tokenizer_id": tokenizer_id(modality, number),
             "gate_passed": all(c["passed"] for c in checks.values()),
             "gate_failures": [k for k, c in checks.items() if not c["passed"]], "gate": checks,
             "production": production, "previous_production": previous, "encoder_id": meta["encoder_id"],
