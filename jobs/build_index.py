@@ -59,8 +59,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 
 def figures(r: dict[str, Any]) -> dict[str, Any]:
-    keys = ("version", "production", "mode", "plan_reason", "quantizer_from", "factory", "nprobe", "vectors", "build_s", "figures",
-            "token_roundtrip", "gate_passed")
+    keys = ("version", "production", "mode", "plan_reason", "quantizer_from", "factory", "nprobe", "vectors", "build_s",
+            "figures", "token_roundtrip", "gate_passed", "pruned_versions", "prune_error")
     return {k: r[k] for k in keys if k in r}
 
 

@@ -105,7 +105,7 @@ def test_a_broken_build_leaves_production_and_rollback_restores_the_previous_ver
     from mlflow import MlflowClient
 
     from adlake.index.refresh import IndexGateFailed, build_and_promote
-    from adlake.index.registry import NoIndex, load_index, production_model_version, rollback
+    from adlake.index.registry import NoIndex, load_index, production_model_version, prune, rollback
     from adlake.tokenizer.tokenize import tokenize_all
     from adlake.tokenizer.train import train_modality
     from jobs.build_index import main
@@ -145,6 +145,7 @@ def test_a_broken_build_leaves_production_and_rollback_restores_the_previous_ver
     fixed = main(["--kind", "clips", "--run-id", "fixed"])["built"]["clips"]
     assert fixed["production"] == fixed["version"] == "3" and fixed["mode"] == "full"
     assert fixed["factory"] == "IVF16,SQfp16" and fixed["figures"]["recall_at_10"] >= 0.95
+    assert fixed["pruned_versions"] == ["2"]  # a failed version keeps its index files only while it is the newest
 
     # more clips: re-added into the trained quantizer of version 3
     add_frames(lake, range(80, 90))
@@ -163,6 +164,26 @@ def test_a_broken_build_leaves_production_and_rollback_restores_the_previous_ver
     with pytest.raises(NoIndex, match="did not pass"):
         rollback(lake.ctx, "clips", to=2)
     assert str(production_model_version(lake.ctx, "clips").version) == "1"
+
+    # retention: with production back on v4 and one passing version kept, v1–v3 lose their index files
+    assert rollback(lake.ctx, "clips", to=4)["production"] == "4"
+    assert prune(lake.ctx, "clips") == []  # the default keeps 7 passing versions: nothing to prune
+    assert prune(lake.ctx, "clips", keep=1) == ["1", "3"]
+    assert prune(lake.ctx, "clips", keep=1) == []  # idempotent
+    client = MlflowClient()
+    for number in ("1", "2", "3"):
+        mv = client.get_model_version("adlake-index-clips", number)
+        assert mv.tags["pruned"] == "true"
+        assert {a.path for a in client.list_artifacts(mv.run_id, "index")} == {"index/index.json"}
+    assert {a.path for a in client.list_artifacts(client.get_model_version("adlake-index-clips", "4").run_id, "index")} == \
+        {"index/index.faiss", "index/ids.parquet", "index/index.json"}
+    with pytest.raises(NoIndex, match="pruned"):
+        load_index(lake.ctx, "clips", version=3)
+    with pytest.raises(NoIndex, match="pruned"):
+        rollback(lake.ctx, "clips", to=3)
+    with pytest.raises(NoIndex, match="no older gate-passing"):
+        rollback(lake.ctx, "clips")
+    assert load_index(lake.ctx, "clips").version == "4"
 
 
 @pytest.mark.mlflow

@@ -553,7 +553,7 @@ def tokenizer_versions() -> list[dict[str, Any]]:
             meta = json.loads(Path(client.download_artifacts(mv.run_id, "tokenizer/tokenizer.json")).read_text())
             checks = meta.get("gate", {})
             rows.append({"model": name, "modality": modality, "version": version, "production": production,
-                         "gate_passed": mv.tags.get("gate") == "passed",
+                         "gate_passed": mv.tags.get("gate") == "passed", "pruned": bool(mv.tags.get("pruned")),
                          "gate_failures": [k for k, v in checks.items() if not v["passed"]],
                          "embeddings_version": meta["embeddings_version"], "encoder_id": meta["encoder_id"],
                          "mlflow_run_id": mv.run_id, **meta["figures"],
@@ -674,7 +674,7 @@ def index_versions() -> list[dict[str, Any]]:
             checks = meta["gate"]
             rows.append({**meta, "version": mv.version, "model": MODEL_NAMES[kind],
                          "production": None if production is None else production.version,
-                         "gate_passed": mv.tags.get("gate") == "passed",
+                         "gate_passed": mv.tags.get("gate") == "passed", "pruned": bool(mv.tags.get("pruned")),
                          "gate_failures": [k for k, c in checks.items() if not c["passed"]]})
     return rows
 

@@ -265,6 +265,7 @@ class IndexConf(_Section):
     max_drift: float = Field(0.05, ge=0)  # drop of the mean best-cell similarity that forces a retrain
     gates: dict[str, IndexGate] = Field(default_factory=_default_index_gates)
     roundtrip_k: int = Field(10, gt=0)
+    keep_versions: int = Field(7, ge=1)  # gate-passing versions whose files stay for rollback; older are pruned
     seed: int = 0
     threads: int | None = None  # FAISS OpenMP threads; null: every core
 

@@ -21,6 +21,7 @@ import json
 import resource
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,14 @@ import numpy as np
 import pyarrow as pa
 
 from adlake.index.corpus import KINDS, Corpus, fingerprint, input_versions, load_corpus
-from adlake.index.registry import MODEL_NAMES, PRODUCTION, index_meta, load_index, production_model_version
+from adlake.index.registry import (
+    MODEL_NAMES,
+    PRODUCTION,
+    index_meta,
+    load_index,
+    production_model_version,
+    prune,
+)
 from adlake.lake import Lake
 from adlake.lake.sql import sql_literal
 from adlake.vectors import mean_by_group
@@ -243,6 +251,11 @@ def build_and_promote(lake: Lake, kind: str, *, embeddings_version: int | None =
                    "production": number if passed else previous, "previous_production": previous,
                    "mlflow_run_id": run.run_id, **{k: v for k, v in meta.items() if k != "token_roundtrip"},
                    "token_roundtrip": {k: v for k, v in roundtrip.items() if k != "misses"}}
+        try:
+            summary["pruned_versions"] = prune(lake.ctx, kind)
+        except Exception as e:  # the build stands; old files wait for the next night's prune
+            summary["prune_error"] = f"{type(e).__name__}: {e}"
+            warnings.warn(f"{name}: pruning old index versions failed: {summary['prune_error']}", stacklevel=1)
         run.summary(summary)
     return summary
 

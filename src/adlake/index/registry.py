@@ -21,6 +21,8 @@ from adlake.provenance import RunContext
 
 MODEL_NAMES = {"clips": "adlake-index-clips", "bgm": "adlake-index-bgm"}
 PRODUCTION = "production"
+PRUNED = "pruned"  # a version tag: its index files are deleted, its index.json and figures remain
+PRUNABLE_FILES = ("index/index.faiss", "index/ids.parquet")
 
 
 class NoIndex(RuntimeError):
@@ -100,8 +102,12 @@ class LoadedIndex:
         return self.index.reconstruct(row)
 
 
+def _cache_path(ctx: RunContext, kind: str, mv) -> Path:
+    return Path(ctx.settings.home) / "cache" / "index" / f"{MODEL_NAMES[kind]}-v{mv.version}-{mv.run_id[:8]}"
+
+
 def _cached_folder(ctx: RunContext, kind: str, mv) -> Path:
-    cache = Path(ctx.settings.home) / "cache" / "index" / f"{MODEL_NAMES[kind]}-v{mv.version}-{mv.run_id[:8]}"
+    cache = _cache_path(ctx, kind, mv)
     if not (cache / "index.json").exists():
         cache.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache.parent) as tmp:
@@ -151,6 +157,9 @@ def load_index(ctx: RunContext, kind: str, version: str | int | None = None) -> 
             mv = registry_client(ctx).get_model_version(MODEL_NAMES[kind], str(version))
         except MlflowException:
             raise NoIndex(f"{MODEL_NAMES[kind]} has no version {version}") from None
+    if mv.tags.get(PRUNED):
+        raise NoIndex(f"{MODEL_NAMES[kind]} v{mv.version}: its index files were pruned (index.keep_versions); "
+                      "its figures remain in `adlake index show`")
     return load_files(_cached_folder(ctx, kind, mv), kind, str(mv.version))
 
 
@@ -161,7 +170,7 @@ def rollback(ctx: RunContext, kind: str, to: str | int | None = None) -> dict[st
     if to is None:
         if current is None:
             raise NoIndex(f"no production {kind} index to roll back from")
-        older = [v for v in passed if int(v.version) < int(current.version)]
+        older = [v for v in passed if int(v.version) < int(current.version) and not v.tags.get(PRUNED)]
         if not older:
             raise NoIndex(f"{MODEL_NAMES[kind]} v{current.version} has no older gate-passing version to roll back to")
         target = older[-1]
@@ -172,9 +181,43 @@ def rollback(ctx: RunContext, kind: str, to: str | int | None = None) -> dict[st
         if target.tags.get("gate") != "passed":
             raise NoIndex(f"{MODEL_NAMES[kind]} v{to} did not pass its gate; production only points at passing "
                           "versions")
+        if target.tags.get(PRUNED):
+            raise NoIndex(f"{MODEL_NAMES[kind]} v{to}: its index files were pruned (index.keep_versions); "
+                          "rebuild with `adlake index build --force` instead")
     client = registry_client(ctx)
     client.set_registered_model_alias(MODEL_NAMES[kind], PRODUCTION, str(target.version))
     if current is not None:
         client.set_model_version_tag(MODEL_NAMES[kind], str(target.version), "rolled_back_from", str(current.version))
     return {"kind": kind, "model": MODEL_NAMES[kind], "production": str(target.version),
             "previous_production": None if current is None else str(current.version)}
+
+
+def prune(ctx: RunContext, kind: str, keep: int | None = None) -> list[str]:
+    """Delete the index files of versions that no rollback will reach, so that nightly builds do not pile up
+    (about 1 GB a version at 1M vectors). Kept: production, the newest ``keep`` gate-passing versions
+    (default ``index.keep_versions``) and the newest version whatever its gate (for a post-mortem). A pruned
+    version keeps its registry entry, run, figures and index.json, and is tagged ``pruned``. Idempotent."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    keep = ctx.settings.index.keep_versions if keep is None else keep
+    found = versions(ctx, kind)
+    if not found:
+        return []
+    current = production_model_version(ctx, kind)
+    passing = [v for v in found if v.tags.get("gate") == "passed"]
+    kept = {str(v.version) for v in passing[-keep:]} | {str(found[-1].version)}
+    if current is not None:
+        kept.add(str(current.version))
+    client = registry_client(ctx)
+    pruned = []
+    for mv in found:
+        if str(mv.version) in kept or mv.tags.get(PRUNED):
+            continue
+        repo = get_artifact_repository(client.get_run(mv.run_id).info.artifact_uri)
+        for path in PRUNABLE_FILES:
+            repo.delete_artifacts(path)
+        # tagged after the files are gone: an interrupted prune is finished by the next one
+        client.set_model_version_tag(MODEL_NAMES[kind], str(mv.version), PRUNED, "true")
+        shutil.rmtree(_cache_path(ctx, kind, mv), ignore_errors=True)
+        pruned.append(str(mv.version))
+    return pruned
