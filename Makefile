@@ -6,19 +6,20 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV := $(PYTHON) -m uv
 SETUP_STAMP := $(VENV)/.adlake-setup
-APT_PACKAGES := ffmpeg espeak-ng sox fonts-dejavu-core
+APT_PACKAGES := ffmpeg espeak-ng sox fonts-dejavu-core postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export ADLAKE_HOME ?= $(CURDIR)/.adlake
 
-.PHONY: setup system-deps java python-deps demo test test-fast bench lint clean
+.PHONY: setup system-deps java python-deps demo test test-fast bench lint clean up down status screenshot
 
 setup: system-deps java python-deps ## install everything the project needs (idempotent)
 
-system-deps: ## ffmpeg, espeak-ng, sox and a font for the synthetic corpus, via apt
+system-deps: ## ffmpeg, espeak-ng, sox and a font for the synthetic corpus, Postgres for `make up`, via apt
 	@missing=""; \
 	for pair in ffmpeg:ffmpeg ffprobe:ffmpeg espeak-ng:espeak-ng sox:sox; do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \
 	[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || missing="$$missing fonts-dejavu-core"; \
+	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \
 	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
@@ -43,6 +44,20 @@ $(SETUP_STAMP): uv.lock pyproject.toml
 
 demo: setup ## synthesize a corpus, serve it, ingest it through Airflow, show the lake
 	ADLAKE_ENV=$${ADLAKE_ENV:-local} $(BIN)/adlake demo
+
+up: setup ## the service stack: Postgres, Airflow (scheduler, dag-processor, api-server, triggerer), MLflow server
+	ADLAKE_ENV=$${ADLAKE_ENV:-service} $(BIN)/adlake up
+
+down: ## stop the service stack; no process of it is left
+	@if [ -x $(BIN)/adlake ]; then ADLAKE_ENV=$${ADLAKE_ENV:-service} $(BIN)/adlake down; else echo "nothing installed, nothing running"; fi
+
+status:
+	ADLAKE_ENV=$${ADLAKE_ENV:-service} $(BIN)/adlake status
+
+screenshot: ## the Airflow UI of the running stack through headless Chromium: docs/airflow-*.png
+	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+	ADLAKE_ENV=$${ADLAKE_ENV:-service} $(BIN)/python -m bench.screenshot --path /dags --out docs/airflow-dags.png
+	ADLAKE_ENV=$${ADLAKE_ENV:-service} $(BIN)/python -m bench.screenshot --dag ads_features --out docs/airflow-grid.png
 
 test: setup ## the whole suite (slow tests included)
 	ADLAKE_ENV=test $(BIN)/pytest

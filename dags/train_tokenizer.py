@@ -1,44 +1,54 @@
 """train_tokenizer: RQ-VAE tokenizers per modality from the latest silver.embeddings version, gated in MLflow.
 
-Manual or weekly. Each task trains one modality on a pinned table version (logged with the run),
-registers the model, and moves ``production`` only when its gates pass; a failed gate fails the task
-loudly and leaves production where it was. ads_features then tokenizes with the new production version.
+Weekly, by hand, and — until each modality has a production tokenizer — whenever silver.embeddings changes:
+such an Asset-triggered run trains only a modality with none yet, once the table holds
+tokenizer.bootstrap_min_vectors of its vectors, and is skipped otherwise. Each task trains one modality on a
+pinned table version (logged with the run), registers the model, and moves ``production`` only when its
+gates pass; a failed gate fails the task without retry and leaves production where it was. announce emits
+models.tokenizer when production moved, on which ads_features tokenizes.
 """
 
 from __future__ import annotations
 
-import datetime as dt
+from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
-from airflow.sdk import dag, task
+from adlake.assets import asset
+from adlake.orchestration import asset_triggered, dag_defaults, job_argv, run_task
 
-from adlake.orchestration import job_argv
+MODALITIES = {"train_video": "video", "train_audio": "audio"}
 
 
 @dag(
     dag_id="train_tokenizer",
-    schedule="@weekly",
-    start_date=dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
-    catchup=False,
-    max_active_runs=1,
-    default_args={"retry_exponential_backoff": True},
-    tags=["adlake", "features", "tokenizer"],
+    schedule=AssetOrTimeSchedule(timetable=CronTriggerTimetable("@weekly", timezone="UTC"),
+                                 assets=asset("silver.embeddings")),
     doc_md=__doc__,
+    **dag_defaults("features", "tokenizer"),
 )
 def train_tokenizer():
-    @task(multiple_outputs=False, retries=0)  # a gate failure is a verdict, not a transient error
-    def train_video() -> dict:
+    def train(modality: str) -> dict:
         from jobs.train_tokenizer import main
 
-        return main([*job_argv(), "--modality", "video"])
+        return run_task(main, [*job_argv(), "--modality", modality, *(["--bootstrap"] if asset_triggered() else [])])
 
-    @task(multiple_outputs=False, retries=0, trigger_rule="all_done")
-    def train_audio() -> dict:
-        from jobs.train_tokenizer import main
+    # all_done: a failed video gate does not keep audio from training
+    trains = [task(train, task_id=task_id, multiple_outputs=False, trigger_rule="all_done")(modality)
+              for task_id, modality in MODALITIES.items()]
 
-        return main([*job_argv(), "--modality", "audio"])
+    @task(outlets=[asset("models.tokenizer")], multiple_outputs=False, trigger_rule="all_done")
+    def announce(ti=None) -> dict:
+        from adlake.errors import NothingToDo
+        from adlake.orchestration import task_errors
+
+        promoted = {m: r["trained"][m]["production"] for t, m in MODALITIES.items()
+                    if (r := ti.xcom_pull(task_ids=t)) and r["production_moved"].get(m)}
+        with task_errors():
+            if not promoted:
+                raise NothingToDo("no tokenizer was promoted: production is unchanged")
+        return {"promoted": promoted}
 
     # one after the other: each uses every core of a small machine
-    train_video() >> train_audio()
+    trains[0] >> trains[1] >> announce()
 
 
 train_tokenizer()

@@ -28,12 +28,13 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     crawl_date = parse_date(args.partition)
     ctx = context(JOB, args)
     lake = Lake(ctx)
+    inputs = lake.pin(ADS)  # the pending ads, as of the start
     if args.plan:
         return {"job": JOB, "shards": plan_shards(lake, crawl_date)}
     if not 0 <= args.shard < args.shards:
         raise SystemExit(f"--shard must be in [0, {args.shards})")
     with job_run(ctx, params={"crawl_date": crawl_date.isoformat(), "shard": args.shard, "shards": args.shards},
-                 inputs={ADS.name: lake.version(ADS)}) as run:
+                 inputs=inputs) as run:
         result = crawl_shard(lake, crawl_date, args.shard, args.shards)
         run.metrics({"ads": result.ads, "downloaded": result.downloaded, "cached": result.cached,
                      "failed": result.failed, "seconds": result.seconds})

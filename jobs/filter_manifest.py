@@ -2,7 +2,9 @@
 
     python -m jobs.filter_manifest --partition 2026-11-01 [--manifest URI] [--run-id ID]
 
-Without --manifest, the one manifest under <ingest.landing_uri>/<crawl_date>/ is used.
+Without --manifest, the one manifest under <ingest.landing_uri>/<crawl_date>/ is used; when none landed
+there is nothing to do (``NoManifest``, a ``NothingToDo``, before Spark or MLflow start); two or more
+there are an error.
 """
 
 from __future__ import annotations
@@ -26,7 +28,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     crawl_date = parse_date(args.partition)
     ctx = context(JOB, args)
     lake = Lake(ctx)
-    manifest = args.manifest or find_manifest(ctx.settings.ingest.landing_uri, crawl_date)
+    manifest = args.manifest or find_manifest(ctx.settings.ingest.landing_uri, crawl_date)  # NoManifest: skip
+    # The input is the manifest file; silver.ads is read at its latest just before its partition is rewritten
+    # (a read-modify-write keeps what the crawl decided), so no table is pinned.
     with job_run(ctx, params={"manifest": manifest, "crawl_date": crawl_date.isoformat(),
                               "spark_master": ctx.settings.spark.connect_url or ctx.settings.spark.master}) as run:
         result = run_filter(lake, manifest, crawl_date)

@@ -13,7 +13,7 @@ from adlake.ingest.crawl import finalize_crawl
 from adlake.jobs import cli, context, parse_date, parser
 from adlake.lake import Lake
 from adlake.tracking import job_run
-from schemas.registry import ADS, VIDEOS
+from schemas.registry import CRAWL_MANIFEST
 
 JOB = "finalize_ingest"
 
@@ -25,8 +25,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     crawl_date = parse_date(args.partition)
     ctx = context(JOB, args)
     lake = Lake(ctx)
-    with job_run(ctx, params={"crawl_date": crawl_date.isoformat()},
-                 inputs={ADS.name: lake.version(ADS), VIDEOS.name: lake.version(VIDEOS)}) as run:
+    # The manifest as landed is pinned; silver.ads is read at its latest, just before its partition is
+    # rewritten (a read-modify-write must not start from an older version).
+    inputs = lake.pin(CRAWL_MANIFEST)
+    with job_run(ctx, params={"crawl_date": crawl_date.isoformat()}, inputs=inputs) as run:
         summary = {"job": JOB, "run_id": ctx.run_id, **finalize_crawl(lake, crawl_date)}
         rec = summary["reconciliation"]
         run.metrics({k: v for k, v in rec.items() if isinstance(v, int) and not isinstance(v, bool)})

@@ -27,13 +27,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     args = p.parse_args(argv)
     ctx = context(JOB, args)
     lake = Lake(ctx)
+    inputs = lake.pin(VIDEOS, PARSED_VIDEOS)  # the pending videos, as of the start
     if args.plan:
         return {"job": JOB, "batches": plan_batches(lake)}
     if not 0 <= args.batch < args.batches:
         raise SystemExit(f"--batch must be in [0, {args.batches})")
     with job_run(ctx, params={"batch": args.batch, "batches": args.batches, "asr_model":
                               lake.settings.parse.asr.model_path or "bundled tiny.en"},
-                 inputs={VIDEOS.name: lake.version(VIDEOS), PARSED_VIDEOS.name: lake.version(PARSED_VIDEOS)}) as run:
+                 inputs=inputs) as run:
         result = parse_batch(lake, args.batch, args.batches)
         run.metrics({k: v for k, v in result.as_dict().items() if isinstance(v, int | float)})
         summary = {"job": JOB, "run_id": ctx.run_id, **result.as_dict()}

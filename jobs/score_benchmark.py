@@ -13,6 +13,7 @@ from typing import Any
 from adlake.evaluate.report import evaluate
 from adlake.jobs import cli, context, parser
 from adlake.lake import Lake
+from schemas.registry import BENCHMARK
 
 JOB = "score_benchmark"
 
@@ -22,7 +23,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     p.add_argument("--predictions", type=Path, help="JSONL predictions to score beside the baselines")
     p.add_argument("--benchmark-version", type=int, help="gold.benchmark version (default: the latest)")
     args = p.parse_args(argv)
-    report = evaluate(Lake(context(JOB, args)), args.predictions, benchmark_version=args.benchmark_version)
+    lake = Lake(context(JOB, args))
+    pinned = lake.pin(BENCHMARK)[BENCHMARK.name]  # the run logs the version it scores
+    report = evaluate(lake, args.predictions,
+                      benchmark_version=pinned if args.benchmark_version is None else args.benchmark_version)
     return {"job": JOB, **{k: report[k] for k in ("benchmark", "benchmark_version", "samples", "systems",
                                                   "report_dir", "mlflow_run_id")},
             "judge": report["judge"]["status"]}

@@ -95,6 +95,7 @@ ASR_SENTENCES = TableSpec(
         RUN_ID,
     ]),
     keys=("video_id", "idx"),
+    version=2,  # v2 (issue 4): + confidence
 )
 
 ASR_WORDS = TableSpec(
@@ -236,6 +237,7 @@ SAMPLES = TableSpec(
     ]),
     keys=("sample_id",),
     partition_by=("task",),
+    version=2,  # v2 (issue 7): + ad_id
 )
 
 SPLIT_ASSIGNMENTS = TableSpec(

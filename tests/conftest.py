@@ -52,6 +52,13 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return out
 
 
+@pytest.fixture(scope="session")
+def cli_lake_counts() -> dict[str, int]:
+    """Row counts per table of the lake that `adlake run` built from ``corpus`` (filled by tests/test_cli.py),
+    for the service test to compare its scheduler-built lake with."""
+    return {}
+
+
 @contextlib.contextmanager
 def adlake_home(home: Path):
     """ADLAKE_HOME pointed at ``home`` for a module-scoped fixture (the function-scoped ``home`` cannot)."""

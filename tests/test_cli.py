@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from lake_state import lake_state
 
 from adlake.serve import serving
 
@@ -133,7 +134,9 @@ def test_ads_features_embeds_everything_once_and_waits_for_a_tokenizer(pipeline:
     out = {t["task_id"]: t["output"] for t in features["tasks"]}
     assert out["embed_frames"]["embedded"] == out["embed_frames"]["pending"] > 0
     assert out["embed_audio"]["embedded"] == out["embed_audio"]["pending"] > 0
-    assert out["tokenize"]["tokenized"] == {} and "train_tokenizer" in out["tokenize"]["status"]
+    # no tokenizer yet: tokenize is skipped (no gold.tokens event), and says why
+    tok_task = next(t for t in features["tasks"] if t["task_id"] == "tokenize")
+    assert tok_task["state"] == "skipped" and "train_tokenizer" in out["tokenize"]["skipped"]
     embedded = {t["table"]: t for t in json.loads(adlake(home, "tables", "--json").stdout)}["silver.embeddings"]
     assert embedded["rows"] == sum(out[t]["embedded"] for t in ("embed_frames", "embed_audio", "embed_bgm"))
     again = json.loads(adlake(home, "run", "ads_features", "--json").stdout)
@@ -153,7 +156,9 @@ def test_train_tokenizer_then_ads_features_tokenizes_and_a_second_version_adds_i
     # train_tokenizer (a small tokenizer under conf/test.yaml), then ads_features tokenizes with it
     trained = json.loads(adlake(home, "run", "train_tokenizer", "--json").stdout)
     assert trained["ok"], trained
-    figures = {t["task_id"]: t["output"]["trained"] for t in trained["tasks"]}
+    figures = {t["task_id"]: t["output"]["trained"] for t in trained["tasks"] if t["task_id"] != "announce"}
+    announced = next(t for t in trained["tasks"] if t["task_id"] == "announce")
+    assert announced["state"] == "success" and announced["output"]["promoted"] == {"video": "1", "audio": "1"}
     assert figures["train_video"]["video"]["production"] == figures["train_audio"]["audio"]["production"] == "1"
     tokenized = json.loads(adlake(home, "run", "ads_features", "--json").stdout)
     tok = {t["task_id"]: t["output"] for t in tokenized["tasks"]}["tokenize"]
@@ -166,7 +171,7 @@ def test_train_tokenizer_then_ads_features_tokenizes_and_a_second_version_adds_i
     assert seq.endswith("<|ad_end|>")
     gold = {t["table"]: t for t in json.loads(adlake(home, "tables", "--json").stdout)}
     rerun = json.loads(adlake(home, "run", "ads_features", "--json").stdout)
-    assert {t["task_id"]: t["output"] for t in rerun["tasks"]}["tokenize"]["tokenized"] == {"video": 0, "audio": 0}
+    assert "nothing to tokenize" in {t["task_id"]: t["output"] for t in rerun["tasks"]}["tokenize"]["skipped"]
     after = {t["table"]: t for t in json.loads(adlake(home, "tables", "--json").stdout)}
     for table in ("gold.tokens", "gold.ad_sequences", "silver.embeddings"):
         assert (after[table]["version"], after[table]["rows"]) == (gold[table]["version"], gold[table]["rows"])
@@ -201,7 +206,8 @@ def test_index_refresh_builds_exact_indexes_that_search_finds_and_skips_an_uncha
     assert 0 <= trip["own_video_in_top_k"] <= 1
     assert "bgm" in built["build_bgm"]["built"] or "bgm" in built["build_bgm"]["skipped"]
     nightly = json.loads(adlake(home, "run", "index_refresh", "--json").stdout)
-    assert nightly["ok"] and all(not t["output"]["built"] for t in nightly["tasks"])  # nothing new arrived
+    # nothing new arrived: both builds are skipped, and say so
+    assert nightly["ok"] and all(t["state"] == "skipped" and t["output"]["skipped"] for t in nightly["tasks"])
     clip_id = json.loads(adlake(home, "show", "silver.clips", "--limit", "1", "--json").stdout)[0]["clip_id"]
     found = json.loads(adlake(home, "search", "--clip", clip_id, "--k", "3", "--json").stdout)
     assert found["index"] == "adlake-index-clips/1" and found["hits"][0]["id"] == clip_id
@@ -215,7 +221,8 @@ def test_index_refresh_builds_exact_indexes_that_search_finds_and_skips_an_uncha
 
 @pytest.mark.slow
 @pytest.mark.airflow
-def test_training_sets_assigns_every_ad_once_scores_baselines_and_rebuilds_identically(pipeline: Pipeline) -> None:
+def test_training_sets_assigns_every_ad_once_scores_baselines_and_rebuilds_identically(
+        pipeline: Pipeline, cli_lake_counts: dict) -> None:
     pipeline.needs("train_tokenizer")
     home = pipeline.home
     # training_sets: every selected ad in one split, no leaks, a benchmark, baselines; a rebuild changes nothing
@@ -252,6 +259,8 @@ def test_training_sets_assigns_every_ad_once_scores_baselines_and_rebuilds_ident
     shown = json.loads(adlake(home, "show", "silver.ads", "--limit", "3", "--json").stdout)
     assert len(shown) == 3 and {"ad_id", "status", "video_id"} <= set(shown[0])
     assert json.loads(adlake(home, "show", "bronze.videos", "--version", "0", "--json").stdout) == []
+    # what tests/test_service.py compares the scheduler-built lake of the same corpus with
+    cli_lake_counts.update(lake_state({**os.environ, "ADLAKE_HOME": str(home), "ADLAKE_ENV": "test"}, "2026-11-01"))
 
 
 @pytest.mark.slow

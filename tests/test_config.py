@@ -68,3 +68,38 @@ def test_missing_overlay_is_an_error(home: Path, monkeypatch: pytest.MonkeyPatch
     monkeypatch.setenv("ADLAKE_ENV", "nope")
     with pytest.raises(ConfigError, match="nope.yaml"):
         load_settings()
+
+
+def test_the_service_profile_extends_the_embedded_default_and_derives_the_mlflow_server(
+        home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADLAKE_ENV", "local")
+    local = load_settings()
+    monkeypatch.setenv("ADLAKE_ENV", "service")
+    s = load_settings()
+    assert s.service.manage and not local.service.manage
+    assert s.tokenizer.gates == local.tokenizer.gates and s.spark.conf == local.spark.conf  # from local.yaml
+    assert s.mlflow.tracking_uri == f"http://127.0.0.1:{s.service.mlflow_port}" and s.mlflow.artifact_root is None
+    assert local.mlflow.tracking_uri.startswith("sqlite:///")
+    monkeypatch.setenv("ADLAKE__SERVICE__MLFLOW_PORT", "5999")
+    assert load_settings().mlflow.tracking_uri == "http://127.0.0.1:5999"
+
+
+def test_an_overlay_that_extends_itself_is_refused(home: Path, monkeypatch: pytest.MonkeyPatch,
+                                                   tmp_path: Path) -> None:
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    (conf / "base.yaml").write_text((Path(__file__).parents[1] / "conf" / "base.yaml").read_text())
+    (conf / "a.yaml").write_text("extends: b\n")
+    (conf / "b.yaml").write_text("extends: a\n")
+    monkeypatch.setenv("ADLAKE_CONF_DIR", str(conf))
+    monkeypatch.setenv("ADLAKE_ENV", "a")
+    with pytest.raises(ConfigError, match="cycle"):
+        load_settings()
+
+
+def test_service_passwords_stay_out_of_the_fingerprint(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ADLAKE__SERVICE__POSTGRES__PASSWORD", "pg-s3cr3t-one")
+    first = load_settings()
+    monkeypatch.setenv("ADLAKE__SERVICE__POSTGRES__PASSWORD", "pg-s3cr3t-two")
+    assert first.fingerprint() == load_settings().fingerprint()
+    assert "s3cr3t" not in str(first.public_dict())

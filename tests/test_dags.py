@@ -44,11 +44,12 @@ def test_ads_ingest_shape(dagbag) -> None:
     assert dag.max_active_runs == 1 and not dag.catchup
     tasks = {t.task_id: t for t in dag.tasks}
     assert set(tasks) == {"filter_manifest", "plan_shards", "crawl_shard", "finalize"}
+    assert tasks["finalize"].trigger_rule == "none_failed_min_one_success"  # no shard: still settled
     assert tasks["crawl_shard"].pool == CRAWL_POOL
     assert type(tasks["crawl_shard"]).__name__.endswith("MappedOperator")  # fanned out by dynamic task mapping
     assert {o.name for o in tasks["finalize"].outlets} == {"bronze.videos", "silver.ads"}
     assert {o.name for o in tasks["filter_manifest"].outlets} == {"bronze.crawl_manifest", "silver.ads"}
-    assert tasks["finalize"].upstream_task_ids == {"crawl_shard"}
+    assert tasks["finalize"].upstream_task_ids == {"crawl_shard", "filter_manifest"}
 
 
 def test_ads_parse_shape(dagbag) -> None:
@@ -66,24 +67,32 @@ def test_ads_parse_shape(dagbag) -> None:
 
 def test_ads_features_shape(dagbag) -> None:
     dag = dagbag[0]["ads_features"]
-    assert [a.name for a in dag.timetable.asset_condition.objects] == ["silver.frames"]
+    # new frames, or a newly promoted tokenizer
+    assert _scheduled_on(dag.timetable.asset_condition) == {"silver.frames", "models.tokenizer"}
     tasks = {t.task_id: t for t in dag.tasks}
-    assert set(tasks) == {"embed_frames", "embed_audio", "embed_bgm", "tokenize"}
-    # one writer of silver.embeddings at a time
+    assert set(tasks) == {"embed_frames", "embed_audio", "embed_bgm", "publish_embeddings", "tokenize"}
+    # one writer of silver.embeddings at a time; a skipped (nothing to embed) step does not skip the next
     assert tasks["embed_audio"].upstream_task_ids == {"embed_frames"}
     assert tasks["embed_bgm"].upstream_task_ids == {"embed_audio"}
-    assert tasks["tokenize"].upstream_task_ids == {"embed_bgm"}
-    assert {o.name for o in tasks["embed_frames"].outlets} == {"silver.embeddings"}
-    assert {o.name for o in tasks["tokenize"].outlets} == {"gold.tokens"}
+    assert tasks["publish_embeddings"].upstream_task_ids == {"embed_bgm"}
+    assert tasks["tokenize"].upstream_task_ids == {"publish_embeddings"}
+    assert all(tasks[t].trigger_rule == "none_failed" for t in tasks if t != "embed_frames")
+    # only publish_embeddings emits silver.embeddings, once, after every embedding job
+    assert {o.name for t in tasks.values() for o in t.outlets if o.name == "silver.embeddings"} == {"silver.embeddings"}
+    assert [t for t in tasks if "silver.embeddings" in {o.name for o in tasks[t].outlets}] == ["publish_embeddings"]
+    assert {o.name for o in tasks["tokenize"].outlets} == {"gold.tokens", "gold.ad_sequences"}
 
 
 def test_train_tokenizer_shape(dagbag) -> None:
     dag = dagbag[0]["train_tokenizer"]
     tasks = {t.task_id: t for t in dag.tasks}
-    assert set(tasks) == {"train_video", "train_audio"}
+    assert set(tasks) == {"train_video", "train_audio", "announce"}
     assert tasks["train_audio"].upstream_task_ids == {"train_video"}
     assert tasks["train_audio"].trigger_rule == "all_done"  # a failed video gate does not skip audio
-    assert all(t.retries == 0 for t in tasks.values())  # a failed gate is a verdict: no retry
+    assert {o.name for o in tasks["announce"].outlets} == {"models.tokenizer"}
+    # weekly, and on new embeddings (a bootstrap run trains only a modality with no production tokenizer)
+    assert type(dag.timetable).__name__ == "AssetOrTimeSchedule"
+    assert _scheduled_on(dag.timetable.asset_condition) == {"silver.embeddings"}
     assert dag.max_active_runs == 1 and not dag.catchup
 
 
@@ -93,7 +102,8 @@ def test_index_refresh_is_nightly_without_catch_up_and_one_run_at_a_time(dagbag)
     assert set(tasks) == {"build_clips", "build_bgm"}
     assert tasks["build_bgm"].upstream_task_ids == {"build_clips"} and tasks["build_bgm"].trigger_rule == "all_done"
     assert dag.max_active_runs == 1 and not dag.catchup
-    assert dag.schedule == "0 2 * * *"
+    assert dag.timetable.timetable.expression == "0 2 * * *"
+    assert _scheduled_on(dag.timetable.asset_condition) == {"gold.tokens"}  # until the first production index exists
 
 
 def test_training_sets_runs_on_new_tokens_and_writes_the_samples(dagbag) -> None:
@@ -103,6 +113,33 @@ def test_training_sets_runs_on_new_tokens_and_writes_the_samples(dagbag) -> None
     assert tasks["score_baselines"].upstream_task_ids == {"build_training_sets"}
     assert {o.name for o in tasks["build_training_sets"].outlets} >= {"gold.samples", "gold.benchmark"}
     assert [a.name for a in dag.timetable.asset_condition.objects] == ["gold.tokens"]
+
+
+def _scheduled_on(condition) -> set[str]:
+    if hasattr(condition, "objects"):
+        return set().union(*(_scheduled_on(c) for c in condition.objects))
+    return {condition.name}
+
+
+def test_every_asset_a_dag_is_scheduled_on_is_produced_by_some_task(dagbag) -> None:
+    dags = dagbag[0]
+    produced = {o.name for d in dags.values() for t in d.tasks for o in t.outlets}
+    consumed = {name: _scheduled_on(d.timetable.asset_condition) for name, d in dags.items()
+                if getattr(d.timetable, "asset_condition", None) is not None}
+    assert set(consumed) == {"ads_parse", "ads_features", "train_tokenizer", "index_refresh", "training_sets"}
+    orphans = {d: names - produced for d, names in consumed.items() if names - produced}
+    assert not orphans, f"scheduled on Assets no task produces: {orphans}"
+
+
+def test_retries_and_backoff_come_from_the_configuration_in_every_dag(dagbag) -> None:
+    from adlake.config import get_settings
+
+    conf = get_settings().airflow
+    for dag in dagbag[0].values():
+        assert dag.owner == conf.owner and "adlake" in dag.tags
+        for t in dag.tasks:
+            assert t.retries == conf.task_retries, (dag.dag_id, t.task_id)
+            assert t.retry_delay.total_seconds() == conf.retry_delay_s and t.retry_exponential_backoff
 
 
 @pytest.mark.parametrize("path", sorted(DAGS_FOLDER.glob("*.py")), ids=lambda p: p.name)
@@ -115,9 +152,9 @@ def test_dag_files_do_no_heavy_imports_at_parse_time(path: Path) -> None:
 
 
 def test_assets_are_defined_once_and_named_layer_dot_table() -> None:
-    from adlake.assets import ASSETS
+    from adlake.assets import ASSETS, MODELS
     from schemas import TABLES
 
-    assert set(ASSETS) == set(TABLES)
+    assert set(ASSETS) == set(TABLES) | set(MODELS)
     for name, a in ASSETS.items():
         assert a.name == name and name.count(".") == 1

@@ -8,6 +8,7 @@ from collections import Counter, defaultdict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
+import pytest
 
 from adlake.datasets import samples as S
 from adlake.datasets.splits import AdKey, assign_splits, leak_groups, leaks, split_sizes
@@ -230,3 +231,21 @@ def test_the_latest_crawl_of_each_ad_wins_whatever_the_row_order() -> None:
             {"ad_id": "a", "crawl_date": "2026-11-01", "v": 1}, {"ad_id": "b", "crawl_date": "2026-11-03", "v": 3}]
     for order in (rows, rows[::-1], rows[1:] + rows[:1]):
         assert {k: r["v"] for k, r in latest_per_key(order).items()} == {"a": 2, "b": 3}
+
+
+def test_training_sets_on_an_empty_lake_are_nothing_to_do(home, monkeypatch, capsys) -> None:
+    import sys
+
+    from adlake.datasets.build import NotReady
+    from adlake.errors import NothingToDo
+    from adlake.jobs import cli
+    from jobs.build_training_sets import main
+
+    assert issubclass(NotReady, NothingToDo)
+    with pytest.raises(NotReady, match="silver.ads does not exist yet"):
+        main(["--run-id", "empty"])
+    monkeypatch.setattr(sys, "argv", ["build_training_sets"])
+    cli(main)  # from the shell: the reason and exit 0
+    assert json.loads(capsys.readouterr().out) == {
+        "job": "build_training_sets", "skipped": "silver.ads does not exist yet: run ads_ingest and ads_parse first"}
+    assert not (home / "mlflow").exists()  # skipped before any MLflow run

@@ -138,3 +138,22 @@ def test_ray_job_embeds_every_frame_and_clip_once_and_resumes(parsed_home) -> No
     assert pending_clip_audio(lake, audio.encoder_id) == []
     again = embed_pending(lake, "audio")
     assert again.pending == again.embedded == 0 and lake.version(EMBEDDINGS) == version
+
+    # the job: nothing pending is nothing to do, decided before any MLflow run
+    from adlake.errors import NothingToDo
+    from jobs.embed import main
+
+    with pytest.raises(NothingToDo, match="every clip soundtrack of silver.clips@v.* is already embedded"):
+        main(["--entity", "audio", "--run-id", "embed-3"])
+    assert not (parsed_home.home / "mlflow").exists() and lake.version(EMBEDDINGS) == version
+
+
+def test_embedding_an_empty_lake_is_nothing_to_do(home) -> None:
+    from adlake.errors import NothingToDo
+    from jobs.embed import main
+
+    with pytest.raises(NothingToDo, match="silver.frames does not exist yet"):
+        main(["--entity", "frame"])
+    with pytest.raises(NothingToDo, match="silver.clips and silver.parsed_videos do not exist yet"):
+        main(["--entity", "audio"])
+    assert not (home / "mlflow").exists()

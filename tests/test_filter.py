@@ -123,3 +123,31 @@ def test_an_unreadable_manifest_is_quarantined_whole(home: Path, tmp_path: Path)
     (entry,) = Quarantine(lake).entries().to_pylist()
     assert entry["error_class"] == "bad_manifest" and entry["entity_key"] == f"2026-11-01/{path}"
     assert not lake.exists(CRAWL_MANIFEST)
+
+
+def test_no_landed_manifest_is_nothing_to_do_and_two_are_an_error(home: Path, monkeypatch, capsys) -> None:
+    import json
+    import sys
+
+    from adlake.config import get_settings
+    from adlake.errors import NothingToDo
+    from adlake.ingest.manifest import ManifestError
+    from adlake.jobs import cli
+    from jobs.filter_manifest import main
+
+    with pytest.raises(NothingToDo, match="no manifest landed for 2026-11-01"):
+        main(["--partition", "2026-11-01"])
+    folder = Path(get_settings().ingest.landing_uri) / "2026-11-01"
+    folder.mkdir(parents=True)
+    with pytest.raises(NothingToDo, match="holds no .parquet, .csv or .jsonl file"):
+        main(["--partition", "2026-11-01"])
+    monkeypatch.setattr(sys, "argv", ["filter_manifest", "--partition", "2026-11-01"])
+    cli(main)  # from the shell: the reason, and exit 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["job"] == "filter_manifest" and "no manifest landed" in out["skipped"]
+    assert not (home / "mlflow").exists()  # skipped before Spark and MLflow
+    write_manifest([row("a")], folder / "a.csv")
+    write_manifest([row("b")], folder / "b.jsonl")
+    with pytest.raises(ManifestError, match="exactly one") as err:
+        main(["--partition", "2026-11-01"])
+    assert not isinstance(err.value, NothingToDo)

@@ -104,7 +104,8 @@ def use_ivf(monkeypatch, **extra: str) -> None:
 def test_a_broken_build_leaves_production_and_rollback_restores_the_previous_version(lake, monkeypatch) -> None:
     from mlflow import MlflowClient
 
-    from adlake.index.refresh import IndexGateFailed, build_and_promote
+    from adlake.errors import GateFailed, NothingToDo
+    from adlake.index.refresh import build_and_promote
     from adlake.index.registry import NoIndex, load_index, production_model_version, prune, rollback
     from adlake.tokenizer.tokenize import tokenize_all
     from adlake.tokenizer.train import train_modality
@@ -128,14 +129,19 @@ def test_a_broken_build_leaves_production_and_rollback_restores_the_previous_ver
     assert {a.path for a in MlflowClient().list_artifacts(run.info.run_id, "index")} == \
         {"index/index.faiss", "index/ids.parquet", "index/index.json"}
 
-    # nothing new arrived: nothing is built
+    # nothing new arrived: nothing is built, and the job has nothing to do
     again = build_and_promote(lake, "clips")
     assert again["status"] == "skipped" and again["production"] == "1"
+    with pytest.raises(NothingToDo, match="clips: no new embeddings since production v1") as err:
+        main(["--run-id", "unchanged"])
+    assert "bgm: silver.embeddings@v" in str(err.value)  # no music windows: nothing to build either
+    with pytest.raises(NothingToDo, match="clips already has a production index .adlake-index-clips/1."):
+        main(["--kind", "clips", "--bootstrap", "--run-id", "bootstrap"])
 
     # more clips, and a deliberately broken build: an IVF index probing 1 of its cells
     add_frames(lake, range(40, 80))
     use_ivf(monkeypatch, NPROBE="1")
-    with pytest.raises(IndexGateFailed, match="production unchanged"):
+    with pytest.raises(GateFailed, match="production unchanged"):
         main(["--kind", "clips", "--run-id", "broken"])
     assert str(production_model_version(lake.ctx, "clips").version) == "1"
     assert MlflowClient().get_model_version("adlake-index-clips", "2").tags["gate"] == "failed"
@@ -188,8 +194,9 @@ def test_a_broken_build_leaves_production_and_rollback_restores_the_previous_ver
 
 @pytest.mark.mlflow
 def test_an_index_waits_for_embeddings(lake) -> None:
+    from adlake.errors import NothingToDo
     from adlake.index.corpus import NoVectors
-    from jobs.build_index import build
+    from jobs.build_index import build, main
 
     summary = build(lake.ctx, ["clips", "bgm"])
     assert summary["built"] == {} and set(summary["skipped"]) == {"clips", "bgm"}
@@ -197,3 +204,5 @@ def test_an_index_waits_for_embeddings(lake) -> None:
         from adlake.index.refresh import build_and_promote
 
         build_and_promote(lake, "bgm")
+    with pytest.raises(NothingToDo, match="clips: silver.embeddings does not exist yet"):
+        main(["--bootstrap"])  # no production index, but nothing to build one from

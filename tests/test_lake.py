@@ -164,3 +164,70 @@ def test_quarantine_counts_runs_not_retries_and_resolves(home) -> None:
     (resolved,) = run2.entries(status="resolved").to_pylist()
     assert resolved["resolved_at"] is not None
     assert run2.resolve("ingest.download", ["ad1"]) is None  # nothing open: no write
+
+
+def test_a_pinned_read_ignores_commits_made_after_the_pin(lake: Lake, ctx: RunContext) -> None:
+    lake.merge(VIDEOS, videos(2))
+    pins = lake.pin(VIDEOS, CRAWL_MANIFEST)
+    assert pins == {VIDEOS.name: lake.latest_version(VIDEOS), CRAWL_MANIFEST.name: None}
+    other = Lake(RunContext.create("other", run_id="run-2", settings=ctx.settings))  # another job commits meanwhile
+    other.merge(VIDEOS, videos(3, start=2))
+    d1 = dt.date(2026, 11, 1)
+    other.overwrite_partition(CRAWL_MANIFEST, manifest_rows(d1, ["a"]), {"crawl_date": d1})
+    assert lake.read(VIDEOS).num_rows == 2 and lake.count(VIDEOS) == 2
+    assert lake.version(VIDEOS) == pins[VIDEOS.name] < lake.latest_version(VIDEOS)
+    assert not lake.exists(CRAWL_MANIFEST) and lake.count(CRAWL_MANIFEST) == 0  # did not exist at the pin
+    assert lake.read(VIDEOS, version=lake.latest_version(VIDEOS)).num_rows == 5  # an explicit version wins
+    assert lake.pin(VIDEOS) == {VIDEOS.name: pins[VIDEOS.name]}  # pinning again keeps the snapshot
+    assert other.read(VIDEOS).num_rows == 5  # unpinned lakes read the latest
+    lake.unpin()
+    assert lake.pins == {} and lake.read(VIDEOS).num_rows == 5 and lake.exists(CRAWL_MANIFEST)
+
+
+def test_writing_a_pinned_table_drops_its_pin(lake: Lake, ctx: RunContext) -> None:
+    lake.merge(VIDEOS, videos(2))
+    lake.pin(VIDEOS, CRAWL_MANIFEST)
+    Lake(RunContext.create("other", run_id="run-2", settings=ctx.settings)).merge(VIDEOS, videos(1, start=2))
+    lake.merge(VIDEOS, videos(1, start=3))  # the job's own write: it now reads the latest, its write included
+    assert VIDEOS.name not in lake.pins and CRAWL_MANIFEST.name in lake.pins
+    assert lake.count(VIDEOS) == 4 and lake.version(VIDEOS) == lake.latest_version(VIDEOS)
+    d1 = dt.date(2026, 11, 1)
+    lake.overwrite_partition(CRAWL_MANIFEST, manifest_rows(d1, ["a"]), {"crawl_date": d1})
+    assert lake.pins == {} and lake.exists(CRAWL_MANIFEST) and lake.read(CRAWL_MANIFEST).num_rows == 1
+    lake.pin(VIDEOS)
+    lake.append(VIDEOS, videos(1, start=9))
+    assert lake.pins == {} and lake.count(VIDEOS) == 5
+
+
+# Each table's schema version and a fingerprint of its columns (name, type, nullability). A change of columns
+# must bump the table's version (``TableSpec.version``, stamped on every commit); then record both here.
+SCHEMA_VERSIONS = {
+    "bronze.crawl_manifest": (1, "f44a795332fa"),
+    "silver.ads": (1, "746468fb0630"),
+    "bronze.videos": (1, "994b05a12ee4"),
+    "silver.asr_sentences": (2, "409ce6f09387"),  # v2 (issue 4): + confidence
+    "silver.asr_words": (1, "92aaee51c5bf"),
+    "silver.shots": (1, "ca4eb8582a51"),
+    "silver.parsed_videos": (1, "c9f2422958d1"),
+    "silver.clips": (1, "0cfac087251d"),
+    "silver.frames": (1, "8f19918d5875"),
+    "silver.embeddings": (1, "ea809108b1ca"),
+    "gold.tokens": (1, "16e24894e70a"),
+    "gold.ad_sequences": (1, "04cbf760d46b"),
+    "gold.split_assignments": (1, "1486545b4e5d"),
+    "gold.samples": (2, "cde25351350e"),  # v2 (issue 7): + ad_id
+    "gold.benchmark": (1, "07cf0369db8c"),
+    "ops.quarantine": (1, "3b650364c6b3"),
+}
+
+
+def test_a_change_of_columns_bumps_the_schema_version() -> None:
+    import hashlib
+
+    found = {name: (spec.version, hashlib.sha256(";".join(
+        f"{f.name}:{f.type}:{f.nullable}" for f in spec.schema).encode()).hexdigest()[:12])
+        for name, spec in TABLES.items()}
+    for name, (version, columns) in found.items():
+        if name in SCHEMA_VERSIONS and SCHEMA_VERSIONS[name][1] != columns:
+            assert version > SCHEMA_VERSIONS[name][0], f"{name}: its columns changed; bump its schema version"
+    assert found == SCHEMA_VERSIONS, "a schema changed: record its new version and fingerprint in SCHEMA_VERSIONS"

@@ -160,3 +160,33 @@ def test_a_rerun_skips_finished_videos_and_changes_nothing(parsed_lake) -> None:
     from adlake.lake import Quarantine
 
     assert Quarantine(lake).entries(stage="parse").to_pylist()[0]["attempts"] == 2
+
+    # the job with nothing staged: nothing to commit, once the tables reconcile; no MLflow run
+    from adlake.errors import NothingToDo
+    from jobs.commit_parse import main
+
+    with pytest.raises(NothingToDo, match=rf"nothing staged to commit; ads_parse reconciles: {len(parsed_lake.ids)} "
+                                          rf"videos = \d+ parsed \+ \d+ filtered \+ 1 quarantined"):
+        main(["--run-id", "parse-3"])
+    assert {s.name: lake.version(s) for s in OUTPUTS} == versions and not (parsed_lake.home / "mlflow").exists()
+
+
+def test_commit_parse_with_nothing_staged_still_checks_the_reconciliation(home) -> None:
+    import datetime as dt
+
+    import pyarrow as pa
+
+    from adlake.errors import NothingToDo
+    from adlake.lake import Lake
+    from adlake.parse.batch import ParseReconciliationError
+    from adlake.provenance import RunContext
+    from jobs.commit_parse import main
+    from schemas.registry import VIDEOS
+
+    with pytest.raises(NothingToDo, match="0 videos = 0 parsed"):
+        main([])
+    Lake(RunContext.create("test")).merge(VIDEOS, pa.Table.from_pylist([{
+        "video_id": "v1", "source_uri": "file:///v1.mp4", "media_uri": "media/v1", "bytes": 1, "has_audio": False,
+        "probed_at": dt.datetime.now(dt.UTC), "run_id": "register"}], schema=VIDEOS.schema))
+    with pytest.raises(ParseReconciliationError, match='"pending": 1'):  # a video in no place is an error
+        main([])

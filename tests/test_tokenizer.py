@@ -59,9 +59,10 @@ def embedded_lake(lake):
 @pytest.mark.mlflow
 def test_a_tokenizer_that_misses_its_gate_leaves_production_unchanged(embedded_lake, monkeypatch) -> None:
     from adlake.config import get_settings
+    from adlake.errors import GateFailed
     from adlake.tokenizer.registry import production_version
     from adlake.tokenizer.train import train_modality
-    from jobs.train_tokenizer import TokenizerGateFailed, main
+    from jobs.train_tokenizer import main
 
     first = train_modality(embedded_lake, "video")
     assert first["gate_passed"], first["gate"]
@@ -73,7 +74,7 @@ def test_a_tokenizer_that_misses_its_gate_leaves_production_unchanged(embedded_l
     monkeypatch.setenv("ADLAKE__TOKENIZER__GATES__VIDEO__MIN_COSINE", "0.9999")
     monkeypatch.setenv("ADLAKE__TOKENIZER__MODEL__EPOCHS", "1")
     get_settings.cache_clear()
-    with pytest.raises(TokenizerGateFailed, match="production unchanged"):
+    with pytest.raises(GateFailed, match="production unchanged"):
         main(["--modality", "video", "--run-id", "gate-test"])
     assert production_version(embedded_lake.ctx, "video") == "1"
 
@@ -92,12 +93,16 @@ def test_a_tokenizer_that_misses_its_gate_leaves_production_unchanged(embedded_l
 
 @pytest.mark.mlflow
 def test_token_tables_are_versioned_decodable_and_reruns_add_nothing(embedded_lake) -> None:
+    from adlake.errors import NothingToDo
     from adlake.tokenizer.registry import load_tokenizer
     from adlake.tokenizer.tokenize import tokenize_all
     from adlake.tokenizer.train import train_modality
+    from jobs.tokenize import main as tokenize_main
     from schemas.registry import EMBEDDINGS, TOKENS
 
     lake = embedded_lake
+    with pytest.raises(NothingToDo, match="tokenization waits for train_tokenizer"):
+        tokenize_main(["--run-id", "tok-0"])  # no production tokenizer yet: skipped, no MLflow run
     train_modality(lake, "video")
     first = tokenize_all(lake)
     assert first.production == {"video": "1", "audio": None}
@@ -107,6 +112,9 @@ def test_token_tables_are_versioned_decodable_and_reruns_add_nothing(embedded_la
     again = tokenize_all(lake)
     assert again.tokenized == {"video": 0} and again.already == {"video": 360}
     assert lake.version(TOKENS) == version
+    with pytest.raises(NothingToDo, match=r"already tokenized by adlake-rqvae-video/1 \(360 rows\)"):
+        tokenize_main(["--run-id", "tok-2"])  # nothing new, no sequence changed
+    assert lake.latest_version(TOKENS) == version
 
     # decode: codes → vectors near the inputs; the token strings decode to the same vectors
     tok = load_tokenizer(lake.ctx, "video")
@@ -134,3 +142,31 @@ def test_token_tables_are_versioned_decodable_and_reruns_add_nothing(embedded_la
         [("adlake-rqvae-video/1", 360), ("adlake-rqvae-video/2", 360)]
     still = lake.read(TOKENS, where="tokenizer_id = 'adlake-rqvae-video/1'").sort_by("entity_id")
     assert still.select(["entity_id", "codes", "tokens"]).equals(v1_rows.select(["entity_id", "codes", "tokens"]))
+
+
+@pytest.mark.mlflow
+def test_train_tokenizer_skips_what_was_trained_and_bootstraps_only_without_production(embedded_lake,
+                                                                                         monkeypatch) -> None:
+    from adlake.config import get_settings
+    from adlake.errors import NothingToDo
+    from jobs.train_tokenizer import main
+
+    def min_vectors(n: int) -> None:
+        monkeypatch.setenv("ADLAKE__TOKENIZER__BOOTSTRAP_MIN_VECTORS", str(n))
+        get_settings.cache_clear()
+
+    min_vectors(400)  # the lake holds 360 frame vectors and no audio ones
+    with pytest.raises(NothingToDo, match="holds 360 video vectors .* waits for 400") as err:
+        main(["--bootstrap", "--run-id", "boot-0"])
+    assert "holds 0 audio vectors" in str(err.value)
+    min_vectors(300)
+    first = main(["--bootstrap", "--run-id", "boot-1"])
+    assert first["production_moved"] == {"video": True, "audio": False}
+    assert first["trained"]["video"]["production"] == "1" and "holds 0 audio vectors" in first["skipped"]["audio"]
+    with pytest.raises(NothingToDo, match="already has a production tokenizer .adlake-rqvae-video/1"):
+        main(["--bootstrap", "--modality", "video", "--run-id", "boot-2"])
+    # the same table version and settings: trained before, so nothing to do (and production stays)
+    with pytest.raises(NothingToDo, match="video: already trained from silver.embeddings@v"):
+        main(["--modality", "video", "--run-id", "again"])
+    with pytest.raises(NothingToDo, match="audio: silver.embeddings@v.* holds no audio vectors"):
+        main(["--modality", "audio", "--run-id", "no-audio"])

@@ -1,4 +1,6 @@
-"""Airflow Assets, one per table, named ``<layer>.<table>``; defined here once and imported by the DAGs."""
+"""Airflow Assets, named ``<layer>.<table>``, defined here once and imported by the DAGs: one per table of
+``schemas/``, and one per model that a DAG promotes (``models.tokenizer``: a tokenizer's ``production``
+alias moved)."""
 
 from __future__ import annotations
 
@@ -6,7 +8,13 @@ from airflow.sdk import Asset
 
 from schemas import TABLES
 
-ASSETS: dict[str, Asset] = {name: Asset(name=name, uri=f"adlake://{spec.path}") for name, spec in TABLES.items()}
+MODELS = {"models.tokenizer": "the production RQ-VAE tokenizer of a modality moved (train_tokenizer)"}
+
+ASSETS: dict[str, Asset] = {
+    **{name: Asset(name=name, uri=f"adlake://{spec.path}") for name, spec in TABLES.items()},
+    **{name: Asset(name=name, uri=f"adlake://{name.replace('.', '/')}", extra={"doc": doc})
+       for name, doc in MODELS.items()},
+}
 
 
 def asset(name: str) -> Asset:

@@ -16,12 +16,16 @@ from rich.console import Console
 from rich.table import Table
 from typer.core import TyperGroup
 
+from adlake.service import cli as service_cli
+
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="adlake: the ad-video data lifecycle.")
 console = Console(stderr=True)
 out = Console(width=None if sys.stdout.isatty() else 160)
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")]
+
+service_cli.register(app)  # adlake up | down | status
 
 
 def _print_json(value: Any) -> None:
@@ -115,6 +119,8 @@ def _describe(output: Any) -> str:
     """One line of what a task returned: its counts and the table versions it wrote."""
     if not isinstance(output, dict):
         return "" if output is None else json.dumps(output, default=str)
+    if set(output) == {"skipped"}:  # a task skipped with nothing to do (adlake.orchestration.task_errors)
+        return f"nothing to do: {output['skipped']}"
     parts = [f"{k}={v}" for k, v in output.items() if isinstance(v, int | float) and not isinstance(v, bool)]
     for k, v in output.items():
         if isinstance(v, dict) and k not in ("wrote", "changes") and v:
@@ -504,15 +510,19 @@ def tokenizer_train(
     modality: Annotated[str, typer.Option("--modality", help="video, audio or all")] = "all",
     embeddings_version: Annotated[int | None, typer.Option(help="silver.embeddings version (default: latest)")] = None,
     force: Annotated[bool, typer.Option("--force", help="train again even if already trained so")] = False,
+    bootstrap: Annotated[bool, typer.Option("--bootstrap", help="only modalities without a production tokenizer, "
+                                                                "once enough vectors arrived")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Train and gate the tokenizers here (the train_tokenizer DAG's job); exit non-zero when a gate fails."""
+    """Train and gate the tokenizers here (the train_tokenizer DAG's job); exit non-zero when a gate fails
+    (nothing to train is not a failure: the reasons are printed)."""
     from adlake.provenance import RunContext
     from jobs.train_tokenizer import train
 
     with _stdout_to_stderr():
         summary = train(RunContext.create("train_tokenizer", settings=_settings()),
-                        ["video", "audio"] if modality == "all" else [modality], embeddings_version, force)
+                        ["video", "audio"] if modality == "all" else [modality], embeddings_version, force,
+                        bootstrap=bootstrap)
     if as_json:
         _print_json(summary)
     else:
@@ -522,35 +532,27 @@ def tokenizer_train(
                 out.print(f"{r['modality']}: not trained again: {r['skipped']} (--force trains again)")
         for m, why in summary["skipped"].items():
             out.print(f"{m}: not trained: {why}")
-    if summary["gate_failures"] or not summary["trained"]:
+    if summary["gate_failures"]:
         raise typer.Exit(1)
 
 
 def tokenizer_versions() -> list[dict[str, Any]]:
     """Figures of each modality's production version and, when newer, its latest version (from MLflow)."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
     from adlake.provenance import RunContext
-    from adlake.tokenizer.registry import MODEL_NAMES, production_version
-    from adlake.tracking import configure
+    from adlake.tokenizer.registry import MODEL_NAMES, registry
 
     ctx = RunContext.create("cli", settings=_settings())
-    configure(ctx)
-    client = MlflowClient()
     rows = []
     for modality, name in MODEL_NAMES.items():
-        production = production_version(ctx, modality)
-        try:
-            versions = client.search_model_versions(f"name = '{name}'")
-        except MlflowException:
-            continue
+        reg = registry(ctx, modality)
+        versions = reg.versions()
         if not versions:
             continue
-        latest = str(max(versions, key=lambda v: int(v.version)).version)
-        for version in dict.fromkeys(v for v in (production, latest) if v is not None):
-            mv = client.get_model_version(name, version)
-            meta = json.loads(Path(client.download_artifacts(mv.run_id, "tokenizer/tokenizer.json")).read_text())
+        current = reg.production()
+        production = None if current is None else str(current.version)
+        for mv in {str(v.version): v for v in (current, versions[-1]) if v is not None}.values():
+            version = str(mv.version)
+            meta = reg.read_json(mv, "tokenizer/tokenizer.json")
             checks = meta.get("gate", {})
             rows.append({"model": name, "modality": modality, "version": version, "production": production,
                          "gate_passed": mv.tags.get("gate") == "passed", "pruned": bool(mv.tags.get("pruned")),
@@ -641,15 +643,18 @@ def index_build(
     embeddings_version: Annotated[int | None, typer.Option(help="silver.embeddings version (default: latest)")] = None,
     force: Annotated[bool, typer.Option("--force", help="build even when nothing new arrived")] = False,
     retrain: Annotated[bool, typer.Option("--retrain", help="train a new coarse quantizer")] = False,
+    bootstrap: Annotated[bool, typer.Option("--bootstrap", help="only kinds without a production index")] = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Build, evaluate and gate the indexes here (the index_refresh DAG's job); exit 1 when a gate fails."""
+    """Build, evaluate and gate the indexes here (the index_refresh DAG's job); exit 1 when a gate fails
+    (nothing to build is not a failure: the reasons are printed)."""
     from adlake.provenance import RunContext
     from jobs.build_index import build
 
     with _stdout_to_stderr():
         summary = build(RunContext.create("build_index", settings=_settings()),
-                        ["clips", "bgm"] if kind == "all" else [kind], embeddings_version, force, retrain)
+                        ["clips", "bgm"] if kind == "all" else [kind], embeddings_version, force, retrain,
+                        bootstrap=bootstrap)
     if as_json:
         _print_json(summary)
     else:
@@ -662,14 +667,15 @@ def index_build(
 
 def index_versions() -> list[dict[str, Any]]:
     """Every registered index version with its figures (from MLflow)."""
-    from adlake.index.registry import MODEL_NAMES, index_meta, production_model_version, versions
+    from adlake.index.registry import MODEL_NAMES, index_meta, registry
     from adlake.provenance import RunContext
 
     ctx = RunContext.create("cli", settings=_settings())
     rows = []
     for kind in MODEL_NAMES:
-        production = production_model_version(ctx, kind)
-        for mv in versions(ctx, kind):
+        reg = registry(ctx, kind)
+        production = reg.production()
+        for mv in reg.versions():
             meta = index_meta(ctx, mv)
             checks = meta["gate"]
             rows.append({**meta, "version": mv.version, "model": MODEL_NAMES[kind],
@@ -698,13 +704,14 @@ def index_rollback(
     to: Annotated[str | None, typer.Option("--to", help="version (default: the previous passing one)")] = None,
 ) -> None:
     """Point production back at an earlier gate-passing version."""
-    from adlake.index.registry import NoIndex, rollback
+    from adlake.index.registry import registry
     from adlake.provenance import RunContext
+    from adlake.registry import NoVersion
 
     try:
         with _stdout_to_stderr():
-            result = rollback(RunContext.create("cli", settings=_settings()), kind, to)
-    except NoIndex as e:
+            result = registry(RunContext.create("cli", settings=_settings()), kind).rollback(to)
+    except NoVersion as e:
         console.print(f"[red]{e}[/]")
         raise typer.Exit(1) from None
     out.print(f"{result['model']}: production {result['previous_production']} → {result['production']}")

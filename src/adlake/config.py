@@ -22,6 +22,7 @@ ROOT = Path(__file__).resolve().parents[2]
 _ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
 # Keys whose values may be secrets: never part of the fingerprint or of printed config.
 _SECRET_SECTIONS = ("storage_options",)
+_SECRET_SUFFIX = "password"  # service.postgres.password, service.admin_password
 
 
 def resolve_device(setting: str) -> str:
@@ -72,6 +73,11 @@ class MlflowConf(_Section):
     registry_uri: str | None = None
     artifact_root: str | None = None
     experiment_prefix: str = "adlake"
+    # an http(s) tracking server that does not answer fails the call within about
+    # (http_retries + 1) × http_timeout_s plus the back-off, instead of MLflow's minutes of retries
+    http_retries: int = Field(2, ge=0)
+    http_timeout_s: int = Field(10, gt=0)
+    http_backoff_factor: int = Field(1, ge=0)  # seconds; doubles with each retry
 
 
 class AirflowConf(_Section):
@@ -79,7 +85,31 @@ class AirflowConf(_Section):
     sql_alchemy_conn: str | None = None  # default: SQLite under the Airflow home
     task_retries: int = Field(2, ge=0)
     retry_delay_s: int = Field(30, ge=0)
+    max_retry_delay_s: int = Field(600, ge=0)
+    owner: str = "adlake"
     log_level: str = "WARNING"  # of Airflow's own logging during `adlake run`
+
+
+class PostgresServiceConf(_Section):
+    port: int = Field(gt=0, lt=65536)
+    user: str
+    password: str | None  # null or empty: generated once under <home>/service (mode 0600)
+    bin_dir: str | None  # initdb, pg_ctl; null: the newest /usr/lib/postgresql/*/bin
+
+
+class ServiceConf(_Section):
+    """The service stack of `adlake up` (Postgres, Airflow components, MLflow server); defaults in base.yaml."""
+
+    manage: bool  # true: adlake up runs the stack here, and MLflow clients talk to its server
+    host: str
+    postgres: PostgresServiceConf
+    airflow_api_port: int = Field(gt=0, lt=65536)
+    mlflow_port: int = Field(gt=0, lt=65536)
+    admin_user: str
+    admin_password: str | None  # null: generated once under <home>/service
+    parallelism: int = Field(gt=0)  # LocalExecutor: task processes at once
+    startup_timeout_s: float = Field(gt=0)
+    stop_timeout_s: float = Field(gt=0)
 
 
 class EngagementConf(_Section):
@@ -238,6 +268,9 @@ class TokenizerConf(_Section):
     seed: int = 0
     baseline: bool = True  # FAISS ResidualQuantizer with the same budget, trained on the same sample
     commit_rows: int = Field(20_000, gt=0)  # gold.tokens rows per delta-rs commit
+    # train_tokenizer --bootstrap trains a modality without a production tokenizer once silver.embeddings
+    # holds this many of its vectors (of the configured encoder)
+    bootstrap_min_vectors: int = Field(300, gt=0)
 
 
 class IndexGate(_Section):
@@ -370,12 +403,23 @@ class _YamlSource(PydanticBaseSettingsSource):
     def __call__(self) -> dict[str, Any]:
         base = conf_dir() / "base.yaml"
         data = _read_yaml(base) if base.exists() else {}
-        overlay = conf_dir() / f"{self.env}.yaml"
         if self.env != "base":
-            if not overlay.exists():
-                raise ConfigError(f"ADLAKE_ENV={self.env!r} but {overlay} does not exist")
-            data = _deep_merge(data, _read_yaml(overlay))
+            data = _deep_merge(data, _overlay(self.env))
         return _interpolate(data)
+
+
+def _overlay(env: str, seen: tuple[str, ...] = ()) -> dict:
+    """conf/<env>.yaml, over the overlay it names in ``extends:`` (if any)."""
+    path = conf_dir() / f"{env}.yaml"
+    if not path.exists():
+        raise ConfigError(f"ADLAKE_ENV={(seen or (env,))[0]!r} but {path} does not exist")
+    data = _read_yaml(path)
+    parent = data.pop("extends", None)
+    if parent is None:
+        return data
+    if parent in (*seen, env, "base"):
+        raise ConfigError(f"{path}: `extends: {parent}` makes a cycle (base.yaml is always underneath)")
+    return _deep_merge(_overlay(parent, (*seen, env)), data)
 
 
 class Settings(BaseSettings):
@@ -396,6 +440,7 @@ class Settings(BaseSettings):
     index: IndexConf = Field(default_factory=IndexConf)
     datasets: DatasetsConf = Field(default_factory=DatasetsConf)
     evaluate: EvaluateConf = Field(default_factory=EvaluateConf)
+    service: ServiceConf | None = None  # conf/base.yaml always sets it
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -411,8 +456,12 @@ class Settings(BaseSettings):
         self.lake.uri = self.lake.uri or str(h / "lake")
         self.lake.staging_uri = self.lake.staging_uri or str(h / "staging")
         self.media.uri = self.media.uri or str(h / "media")
+        if self.service is not None and self.service.manage and self.mlflow.tracking_uri is None:
+            # the stack's MLflow server (adlake up) stores the artifacts, under <home>/service/mlflow
+            self.mlflow.tracking_uri = f"http://{self.service.host}:{self.service.mlflow_port}"
         self.mlflow.tracking_uri = self.mlflow.tracking_uri or f"sqlite:///{h / 'mlflow' / 'mlflow.db'}"
-        self.mlflow.artifact_root = self.mlflow.artifact_root or str(h / "mlflow" / "artifacts")
+        if not self.mlflow.tracking_uri.startswith("http"):
+            self.mlflow.artifact_root = self.mlflow.artifact_root or str(h / "mlflow" / "artifacts")
         self.airflow.home = self.airflow.home or str(h / "airflow")
         self.ingest.landing_uri = self.ingest.landing_uri or str(h / "landing")
         return self
@@ -423,7 +472,8 @@ class Settings(BaseSettings):
 
         def scrub(d: Any) -> Any:
             if isinstance(d, dict):
-                return {k: (sorted(v) if k in _SECRET_SECTIONS and isinstance(v, dict) else scrub(v))
+                return {k: (sorted(v) if k in _SECRET_SECTIONS and isinstance(v, dict)
+                            else ("<set>" if v else v) if k.endswith(_SECRET_SUFFIX) else scrub(v))
                         for k, v in d.items()}
             return d
 

@@ -10,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from adlake.config import get_settings
+from adlake.errors import NothingToDo
 from adlake.provenance import RunContext
 
 
@@ -35,6 +36,13 @@ def parse_date(value: str) -> dt.date:
 
 
 def cli(main: Callable[[list[str] | None], dict[str, Any]]) -> None:
-    """Run a job's ``main`` from the shell and print its summary as JSON."""
-    summary = main(sys.argv[1:])
+    """Run a job's ``main`` from the shell and print its summary as JSON.
+
+    A run with nothing to do (:class:`adlake.errors.NothingToDo`) prints ``{"job", "skipped": reason}`` and
+    exits 0, as Airflow skips the task; any other error exits non-zero.
+    """
+    try:
+        summary = main(sys.argv[1:])
+    except NothingToDo as e:
+        summary = {"job": main.__globals__.get("JOB", main.__module__), "skipped": str(e)}
     print(json.dumps(summary, indent=2, default=str))

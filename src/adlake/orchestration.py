@@ -1,4 +1,5 @@
-"""Running DAGs through Airflow on the current configuration (``adlake run``).
+"""adlake's Airflow glue: what every DAG shares (defaults, job arguments, error mapping) and running DAGs
+through Airflow on the current configuration (``adlake run``).
 
 Airflow reads its settings from the environment at import time, so :func:`airflow_env` must run
 before anything imports airflow in this process.
@@ -6,9 +7,12 @@ before anything imports airflow in this process.
 
 from __future__ import annotations
 
+import contextlib
+import datetime as dt
 import os
 import subprocess
 import sys
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +21,7 @@ from adlake.config import ROOT, Settings
 
 DAGS_FOLDER = ROOT / "dags"
 CRAWL_POOL = "adlake_bandwidth"  # the pool bounding concurrent downloads; its size is ingest.crawl.pool_slots
+SKIP_KEY = "skipped"  # the XCom holding a skipped task's reason
 
 
 def job_argv(with_manifest: bool = False) -> list[str]:
@@ -26,8 +31,11 @@ def job_argv(with_manifest: bool = False) -> list[str]:
     ctx = get_current_context()
     params = ctx["params"]
     argv = ["--run-id", ctx["run_id"], "--dag-id", ctx["dag"].dag_id, "--task-id", ctx["ti"].task_id]
-    # Asset-triggered runs have no logical date, and need no partition.
+    # Asset-triggered runs have no logical date, and need no partition. A DAG with a crawl date (ads_ingest)
+    # triggered through the REST API without a logical date crawls the day it was triggered for.
     partition = params.get("crawl_date") or ctx.get("ds")
+    if not partition and "crawl_date" in params:
+        partition = ctx["dag_run"].run_after.date().isoformat()
     if partition:
         argv += ["--partition", partition]
     if with_manifest and params.get("manifest"):
@@ -35,18 +43,77 @@ def job_argv(with_manifest: bool = False) -> list[str]:
     return argv
 
 
-def airflow_env(settings: Settings) -> dict[str, str]:
-    home = Path(settings.airflow.home)
+def asset_triggered() -> bool:
+    """Whether the running DAG run was created by Asset events (not by its clock or by hand)."""
+    from airflow.sdk import get_current_context
+
+    run_type = get_current_context()["dag_run"].run_type
+    return str(getattr(run_type, "value", run_type)) == "asset_triggered"
+
+
+@contextlib.contextmanager
+def task_errors() -> Iterator[None]:
+    """Map adlake's errors onto Airflow's task states inside a running task:
+
+    - ``NothingToDo``: the task is *skipped*, with the reason in its log and in the XCom ``skipped``, so
+      it emits no Asset event;
+    - ``GateFailed``: the task fails at once, never retried (a gate's verdict is not a transient error);
+    - anything else propagates and is retried by the DAG's ``retries``.
+    """
+    from airflow.sdk import get_current_context
+    from airflow.sdk.exceptions import AirflowFailException, AirflowSkipException
+
+    from adlake.errors import GateFailed, NothingToDo
+
+    try:
+        yield
+    except NothingToDo as e:
+        get_current_context()["ti"].xcom_push(key=SKIP_KEY, value=str(e))
+        raise AirflowSkipException(str(e)) from e
+    except GateFailed as e:
+        raise AirflowFailException(str(e)) from e
+
+
+def run_task(main: Callable[[list[str]], dict[str, Any]], argv: list[str]) -> dict[str, Any]:
+    """A job's main() as an Airflow task, under :func:`task_errors`."""
+    with task_errors():
+        return main(argv)
+
+
+def dag_defaults(*tags: str) -> dict[str, Any]:
+    """Arguments every adlake DAG shares (``@dag(**dag_defaults("ingest"), ...)``), with retries and their
+    backoff from the configuration, read when the DAG file is parsed: a scheduler, a DAG processor and
+    ``adlake run`` all see the same retries, whatever their environment sets."""
+    from adlake.config import get_settings
+
+    conf = get_settings().airflow
+    return {
+        "start_date": dt.datetime(2026, 11, 1, tzinfo=dt.UTC),
+        "catchup": False,
+        "max_active_runs": 1,
+        "tags": ["adlake", *tags],
+        "default_args": {
+            "owner": conf.owner,
+            "retries": conf.task_retries,
+            "retry_delay": dt.timedelta(seconds=conf.retry_delay_s),
+            "retry_exponential_backoff": True,
+            "max_retry_delay": dt.timedelta(seconds=conf.max_retry_delay_s),
+        },
+    }
+
+
+def airflow_env(settings: Settings, home: Path | None = None, sql_alchemy_conn: str | None = None) -> dict[str, str]:
+    """Airflow's settings for adlake: its home, the DAG folder, the metadata DB (SQLite in the home unless
+    configured), and the adlake configuration every task must see."""
+    home = Path(home or settings.airflow.home)
+    conn = sql_alchemy_conn or settings.airflow.sql_alchemy_conn or f"sqlite:///{home / 'airflow.db'}"
     return {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(DAGS_FOLDER),
         "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": settings.airflow.sql_alchemy_conn or f"sqlite:///{home / 'airflow.db'}",
-        "AIRFLOW__CORE__DEFAULT_TASK_RETRIES": str(settings.airflow.task_retries),
-        "AIRFLOW__CORE__DEFAULT_TASK_RETRY_DELAY": str(settings.airflow.retry_delay_s),
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": conn,
         "AIRFLOW__LOGGING__LOGGING_LEVEL": settings.airflow.log_level,
         "AIRFLOW__CORE__UNIT_TEST_MODE": "False",
-        # Tasks run in this process; they must see the same adlake configuration.
         "ADLAKE_HOME": str(settings.home),
         "ADLAKE_ENV": settings.env,
     }
@@ -127,11 +194,11 @@ def run_dag(settings: Settings, dag_id: str, conf: dict[str, Any]) -> DagOutcome
     from sqlalchemy import select
 
     with create_session() as session:
-        outputs = {
-            (x.task_id, x.map_index): x.value
-            for x in session.scalars(select(XComModel).where(
-                XComModel.dag_id == dag_id, XComModel.run_id == run.run_id, XComModel.key == "return_value"))
-        }
+        outputs: dict[tuple[str, int], Any] = {}
+        for x in session.scalars(select(XComModel).where(
+                XComModel.dag_id == dag_id, XComModel.run_id == run.run_id,
+                XComModel.key.in_(["return_value", SKIP_KEY]))):
+            outputs[(x.task_id, x.map_index)] = x.value if x.key == "return_value" else {SKIP_KEY: x.value}
         tis = run.get_task_instances(session=session)
         ordered = sorted(tis, key=lambda ti: (ti.start_date is None, ti.start_date or 0, ti.map_index))
         tasks = [TaskOutcome(ti.task_id, ti.map_index, _state(ti.state), ti.try_number,

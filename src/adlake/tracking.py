@@ -9,7 +9,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from adlake.errors import ServiceUnavailable
 from adlake.provenance import RunContext, git_sha
+
+NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"  # MLflow's error codes that are answers, not failures
+ALREADY_EXISTS = "RESOURCE_ALREADY_EXISTS"
+ANSWERS = (NOT_FOUND, ALREADY_EXISTS)
 
 
 def _artifact_location(root: str, experiment: str) -> str:
@@ -27,22 +32,54 @@ def configure(ctx: RunContext) -> None:
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # keeps task logs and stderr readable
     if conf.tracking_uri.startswith("sqlite:///"):
         Path(conf.tracking_uri.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    if conf.tracking_uri.startswith(("http://", "https://")):
+        # MLflow's own default retries a dead server for minutes; a task should fail and be retried instead
+        os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(conf.http_retries)
+        os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(conf.http_timeout_s)
+        os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(conf.http_backoff_factor)
     mlflow.set_tracking_uri(conf.tracking_uri)
     mlflow.set_registry_uri(conf.registry_uri or conf.tracking_uri)
+
+
+def mlflow_code(error: BaseException) -> str | None:
+    """MLflow's error code of an exception (``RESOURCE_DOES_NOT_EXIST``, ...), None for any other error."""
+    return getattr(error, "error_code", None)
+
+
+@contextlib.contextmanager
+def service_errors(uri: str | None = None) -> Iterator[None]:
+    """MLflow calls inside: its answers pass through (an MlflowException saying not found or already exists);
+    any other MlflowException, or a connection error, becomes :class:`ServiceUnavailable` naming the server
+    (``uri``, default: the tracking URI) and the cause, so that the task fails and is retried."""
+    import mlflow
+    import requests
+
+    try:
+        yield
+    except (mlflow.exceptions.MlflowException, requests.exceptions.RequestException, ConnectionError) as e:
+        if mlflow_code(e) in ANSWERS:
+            raise
+        uri = uri or mlflow.get_tracking_uri()
+        raise ServiceUnavailable(f"MLflow ({uri}) failed: {type(e).__name__}: {e}") from e
 
 
 def experiment_id(ctx: RunContext, name: str) -> str:
     import mlflow
 
-    full = f"{ctx.settings.mlflow.experiment_prefix}/{name}"
-    found = mlflow.get_experiment_by_name(full)
-    if found is not None:
-        return found.experiment_id
-    try:
-        return mlflow.create_experiment(full, artifact_location=_artifact_location(
-            ctx.settings.mlflow.artifact_root, name))
-    except mlflow.exceptions.MlflowException:  # created concurrently
-        return mlflow.get_experiment_by_name(full).experiment_id
+    conf = ctx.settings.mlflow
+    full = f"{conf.experiment_prefix}/{name}"
+    with service_errors(conf.tracking_uri):
+        found = mlflow.get_experiment_by_name(full)  # None when there is none
+        if found is not None:
+            return found.experiment_id
+        # no artifact root (a tracking server that stores the artifacts): the server's default location
+        location = None if conf.artifact_root is None else _artifact_location(conf.artifact_root, name)
+        try:
+            return mlflow.create_experiment(full, artifact_location=location)
+        except mlflow.exceptions.MlflowException as e:
+            if mlflow_code(e) != ALREADY_EXISTS:
+                raise
+        return mlflow.get_experiment_by_name(full).experiment_id  # created concurrently
 
 
 class JobRun:
@@ -99,10 +136,15 @@ def ensure_registered_model(client: Any, name: str, description: str) -> None:
     """Create the registered model unless it exists (another process may create it at the same time)."""
     from mlflow.exceptions import MlflowException
 
-    try:
-        client.get_registered_model(name)
-    except MlflowException:
+    with service_errors():
+        try:
+            client.get_registered_model(name)
+            return
+        except MlflowException as e:
+            if mlflow_code(e) != NOT_FOUND:
+                raise
         try:
             client.create_registered_model(name, description=description)
-        except MlflowException:  # created concurrently
-            client.get_registered_model(name)
+        except MlflowException as e:
+            if mlflow_code(e) != ALREADY_EXISTS:
+                raise  # else created concurrently

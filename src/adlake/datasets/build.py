@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from adlake.datasets import samples as S
 from adlake.datasets.splits import AdKey, Assignment, assign_splits, leaks, split_sizes, test_product_target
+from adlake.errors import NothingToDo
 from adlake.lake import Lake
 from adlake.lake.sql import sql_literal
 from adlake.vectors import latest_per_key, mean_by_group, unit
@@ -35,11 +36,12 @@ from schemas.registry import (
 )
 
 BENCHMARK_NAME = "vc_llm"
+INPUTS = (ADS, CRAWL_MANIFEST, CLIPS, FRAMES, EMBEDDINGS, TOKENS)  # the tables a build reads, pinned
 TRAIN_SPLITS = ("pretrain", "finetune")
 
 
-class NotReady(RuntimeError):
-    pass
+class NotReady(NothingToDo):
+    """The inputs of a build are not there yet: the task is skipped."""
 
 
 @dataclass
@@ -74,16 +76,15 @@ class BuildResult:
 
 
 def read_inputs(lake: Lake) -> Inputs:
-    """Every input at its current version, pinned: the versions go with every sample."""
+    """Every input at the job's pinned version (pinned here when the job has not): the versions go with
+    every sample."""
     from adlake.embed.encoders import encoder_id_for
     from adlake.tokenizer.registry import production_version, tokenizer_id
 
+    versions: dict[str, Any] = lake.pin(*INPUTS)
     for spec in (ADS, CRAWL_MANIFEST, CLIPS, FRAMES):
-        if not lake.exists(spec):
+        if versions[spec.name] is None:
             raise NotReady(f"{spec.name} does not exist yet: run ads_ingest and ads_parse first")
-    versions: dict[str, Any] = {s.name: lake.version(s) for s in (ADS, CRAWL_MANIFEST, CLIPS, FRAMES)}
-    for spec in (EMBEDDINGS, TOKENS):
-        versions[spec.name] = lake.version(spec) if lake.exists(spec) else None
     video_tok = production_version(lake.ctx, "video")
     audio_tok = production_version(lake.ctx, "audio")
     versions["tokenizer.video"] = None if video_tok is None else tokenizer_id("video", video_tok)
@@ -155,6 +156,9 @@ def read_inputs(lake: Lake) -> Inputs:
         out_ads.append(S.Ad(ad_id, row["product_id"], meta.get("product_name") or row["product_id"],
                             list(meta.get("selling_points") or []), meta.get("industry"), row["video_id"], clips,
                             sorted(bgm_tokens.get(row["video_id"], []))))
+    if not out_ads:
+        raise NotReady(f"no selected ad with clips yet in {ADS.name}@v{versions[ADS.name]} and "
+                       f"{CLIPS.name}@v{versions[CLIPS.name]}")
     return Inputs(out_ads, keys, excluded, ad_vectors, clip_vectors, first_last, versions)
 
 
@@ -303,11 +307,11 @@ def export(out_dir: Path, samples: list[S.Sample], bench: list[dict[str, Any]], 
     return hashes, combined
 
 
-def build_training_sets(lake: Lake) -> BuildResult:
+def build_training_sets(lake: Lake, inputs: Inputs | None = None) -> BuildResult:
+    """Splits, samples, benchmark and exports from ``inputs`` (read at the pinned versions when not given)."""
     conf = lake.settings.datasets
-    inputs = read_inputs(lake)
-    if not inputs.ads:
-        raise NotReady("no selected ad with clips yet")
+    if inputs is None:
+        inputs = read_inputs(lake)
     source = {**inputs.source_versions, "seed": conf.seed,
               "settings": hashlib.sha256(json.dumps(conf.model_dump(exclude={"judge", "export_uri"}),
                                                     sort_keys=True).encode()).hexdigest()[:12]}

@@ -227,18 +227,28 @@ def _table(entity_ids, vectors: np.ndarray, entity_type: str, encoder_id: str, r
                      "run_id": pa.array([run_id] * n, pa.string())})
 
 
-def embed_pending(lake: Lake, entity_type: str) -> EmbedResult:
-    """Embed what is pending for one entity type ('frame', 'audio' or 'bgm'), committed in bounded batches."""
+def pending_items(lake: Lake, entity_type: str) -> tuple[str, list[dict[str, Any]]]:
+    """The configured encoder's id and what it has not embedded yet of one entity type."""
+    from adlake.embed.encoders import encoder_id_for
+
+    encoder_id = encoder_id_for(lake.settings, "video" if entity_type == "frame" else "audio")
+    pending = {"frame": pending_frames, "audio": pending_clip_audio, "bgm": pending_bgm}[entity_type]
+    return encoder_id, pending(lake, encoder_id)
+
+
+def embed_pending(lake: Lake, entity_type: str,
+                  pending: tuple[str, list[dict[str, Any]]] | None = None) -> EmbedResult:
+    """Embed what is pending for one entity type ('frame', 'audio' or 'bgm'), committed in bounded batches.
+
+    ``pending`` is :func:`pending_items`' answer when the caller already asked (the job does, to skip early).
+    """
     import ray
 
-    from adlake.embed.encoders import encoder_id_for
     from adlake.lake import Quarantine, QuarantineRecord
 
     settings, conf = lake.settings, lake.settings.embed
     t0 = time.perf_counter()
-    encoder_id = encoder_id_for(settings, "video" if entity_type == "frame" else "audio")
-    pending = {"frame": pending_frames, "audio": pending_clip_audio, "bgm": pending_bgm}[entity_type]
-    items = pending(lake, encoder_id)
+    encoder_id, items = pending if pending is not None else pending_items(lake, entity_type)
     embedded = quarantined = commits = 0
     first_commit_s, first_rows = None, 0
     if items:

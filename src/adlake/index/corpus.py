@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import pyarrow as pa
 
+from adlake.errors import NothingToDo
 from adlake.lake import Lake
 from adlake.lake.sql import sql_literal
 from adlake.vectors import mean_by_group, unit
@@ -18,8 +19,8 @@ from schemas.registry import EMBEDDINGS, FRAMES
 KINDS = {"clips": ("video", "frame"), "bgm": ("audio", "bgm")}
 
 
-class NoVectors(RuntimeError):
-    pass
+class NoVectors(NothingToDo):
+    """No vectors to index yet: the build is skipped."""
 
 
 @dataclass
@@ -48,12 +49,13 @@ def _frame_clips(lake: Lake, version: int | None) -> dict[str, tuple[str, str]]:
 
 
 def input_versions(lake: Lake, kind: str, embeddings_version: int | None = None) -> dict[str, int]:
-    if not lake.exists(EMBEDDINGS):
+    """The versions the index is built from: the job's pins (pinned here when the job has not)."""
+    pinned = lake.pin(EMBEDDINGS, *([FRAMES] if kind == "clips" else []))
+    if pinned[EMBEDDINGS.name] is None:
         raise NoVectors("silver.embeddings does not exist yet: run ads_features first")
-    versions = {EMBEDDINGS.name: lake.version(EMBEDDINGS) if embeddings_version is None else embeddings_version}
-    if kind == "clips":
-        versions[FRAMES.name] = lake.version(FRAMES)
-    return versions
+    if kind == "clips" and pinned[FRAMES.name] is None:
+        raise NoVectors("silver.frames does not exist yet: run ads_parse first")
+    return {**pinned, **({} if embeddings_version is None else {EMBEDDINGS.name: embeddings_version})}
 
 
 def _embedding_rows(lake: Lake, kind: str, encoder_id: str, version: int, columns: list[str]) -> pa.Table:

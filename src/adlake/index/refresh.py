@@ -30,22 +30,11 @@ import numpy as np
 import pyarrow as pa
 
 from adlake.index.corpus import KINDS, Corpus, fingerprint, input_versions, load_corpus
-from adlake.index.registry import (
-    MODEL_NAMES,
-    PRODUCTION,
-    index_meta,
-    load_index,
-    production_model_version,
-    prune,
-)
+from adlake.index.registry import MODEL_NAMES, index_meta, load_index, prune, registry
 from adlake.lake import Lake
 from adlake.lake.sql import sql_literal
 from adlake.vectors import mean_by_group
 from schemas.registry import TOKENS
-
-
-class IndexGateFailed(RuntimeError):
-    pass
 
 
 @dataclass
@@ -163,8 +152,8 @@ def build_and_promote(lake: Lake, kind: str, *, embeddings_version: int | None =
         refill,
         set_threads,
     )
-    from adlake.index.registry import LoadedIndex, registry_client
-    from adlake.tracking import ensure_registered_model, job_run
+    from adlake.index.registry import LoadedIndex
+    from adlake.tracking import job_run
 
     conf = lake.settings.index.model_copy(update=overrides or {})
     modality = KINDS[kind][0]
@@ -172,7 +161,8 @@ def build_and_promote(lake: Lake, kind: str, *, embeddings_version: int | None =
     encoder_id = encoder_id_for(lake.settings, modality)
     versions = input_versions(lake, kind, embeddings_version)
     key = settings_key(conf)
-    current = production_model_version(lake.ctx, kind)
+    reg = registry(lake.ctx, kind)
+    current = reg.production()
     fp = fingerprint(lake, kind, encoder_id, versions)
     if (current is not None and not force and current.tags.get("input_fingerprint") == fp
             and current.tags.get("settings_key") == key):
@@ -234,18 +224,12 @@ def build_and_promote(lake: Lake, kind: str, *, embeddings_version: int | None =
             folder = Path(tmp) / "index"
             _write_files(folder, index, corpus, meta)
             mlflow.log_artifacts(str(folder), "index")
-        client = registry_client(lake.ctx)
-        ensure_registered_model(client, name, "adlake FAISS index; alias production = gated")
-        version = client.create_model_version(
-            name, source=mlflow.get_artifact_uri("index"), run_id=run.run_id,
-            tags={"gate": "passed" if passed else "failed", "input_fingerprint": fp, "settings_key": key,
-                  "encoder_id": corpus.encoder_id, "mode": plan.mode,
+        number = str(reg.register(
+            run.run_id, "index", passed=passed,
+            tags={"input_fingerprint": fp, "settings_key": key, "encoder_id": corpus.encoder_id, "mode": plan.mode,
                   **{f"input.{t}.version": str(v) for t, v in versions.items()}},
-            description=f"{kind} index {params.get('factory')}, recall@10 {figures['recall_at_10']}")
-        number = str(version.version)
+            description=f"{kind} index {params.get('factory')}, recall@10 {figures['recall_at_10']}").version)
         previous = None if current is None else str(current.version)
-        if passed:
-            client.set_registered_model_alias(name, PRODUCTION, number)
         summary = {"kind": kind, "model": name, "version": number, "status": "built", "gate_passed": passed,
                    "gate_failures": [k for k, c in checks.items() if not c["passed"]],
                    "production": number if passed else previous, "previous_production": previous,

@@ -18,45 +18,30 @@ from typing import Any
 import numpy as np
 
 from adlake.provenance import RunContext
+from adlake.registry import PRODUCTION as PRODUCTION  # re-exported: the alias search loads
+from adlake.registry import PRUNED, GatedRegistry, NoVersion
 
 MODEL_NAMES = {"clips": "adlake-index-clips", "bgm": "adlake-index-bgm"}
-PRODUCTION = "production"
-PRUNED = "pruned"  # a version tag: its index files are deleted, its index.json and figures remain
-PRUNABLE_FILES = ("index/index.faiss", "index/ids.parquet")
+PRUNABLE_FILES = ("index/index.faiss", "index/ids.parquet")  # index.json and the figures stay
 
 
-class NoIndex(RuntimeError):
+class NoIndex(NoVersion):
     pass
 
 
-def registry_client(ctx: RunContext):
-    from mlflow import MlflowClient
-
-    from adlake.tracking import configure
-
-    configure(ctx)
-    return MlflowClient()
+def registry(ctx: RunContext, kind: str) -> GatedRegistry:
+    return GatedRegistry(ctx, MODEL_NAMES[kind], "adlake FAISS index; alias production = gated")
 
 
 def production_model_version(ctx: RunContext, kind: str):
-    """The registered version ``production`` points at (an MLflow ModelVersion), or None."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        return registry_client(ctx).get_model_version_by_alias(MODEL_NAMES[kind], PRODUCTION)
-    except MlflowException:
-        return None
+    """The registered version ``production`` points at (an MLflow ModelVersion), or None.
+    Raises ServiceUnavailable when MLflow does not answer."""
+    return registry(ctx, kind).production()
 
 
 def versions(ctx: RunContext, kind: str) -> list[Any]:
     """Every registered version of the kind, oldest first."""
-    from mlflow.exceptions import MlflowException
-
-    try:
-        found = registry_client(ctx).search_model_versions(f"name = '{MODEL_NAMES[kind]}'")
-    except MlflowException:
-        return []
-    return sorted(found, key=lambda v: int(v.version))
+    return registry(ctx, kind).versions()
 
 
 @dataclass
@@ -111,7 +96,7 @@ def _cached_folder(ctx: RunContext, kind: str, mv) -> Path:
     if not (cache / "index.json").exists():
         cache.parent.mkdir(parents=True, exist_ok=True)
         with tempfile.TemporaryDirectory(dir=cache.parent) as tmp:
-            folder = Path(registry_client(ctx).download_artifacts(mv.run_id, "index", tmp))
+            folder = registry(ctx, kind).download(mv, "index", tmp)
             staged = cache.parent / f".{cache.name}.{os.getpid()}"
             shutil.move(str(folder), staged)
             try:
@@ -140,23 +125,19 @@ def load_files(folder: Path, kind: str, version: str) -> LoadedIndex:
 
 def index_meta(ctx: RunContext, mv) -> dict:
     """A version's index.json alone (parameters and figures), without downloading the index."""
-    with tempfile.TemporaryDirectory() as tmp:
-        return json.loads(Path(registry_client(ctx).download_artifacts(mv.run_id, "index/index.json", tmp)).read_text())
+    return GatedRegistry(ctx, mv.name).read_json(mv, "index/index.json")
 
 
 def load_index(ctx: RunContext, kind: str, version: str | int | None = None) -> LoadedIndex:
     """A registered version (default: production), from its MLflow run's artifacts."""
-    from mlflow.exceptions import MlflowException
-
     if version is None:
         mv = production_model_version(ctx, kind)
         if mv is None:
             raise NoIndex(f"no production {kind} index yet: run `adlake run index_refresh`")
     else:
-        try:
-            mv = registry_client(ctx).get_model_version(MODEL_NAMES[kind], str(version))
-        except MlflowException:
-            raise NoIndex(f"{MODEL_NAMES[kind]} has no version {version}") from None
+        mv = registry(ctx, kind).get(version)
+        if mv is None:
+            raise NoIndex(f"{MODEL_NAMES[kind]} has no version {version}")
     if mv.tags.get(PRUNED):
         raise NoIndex(f"{MODEL_NAMES[kind]} v{mv.version}: its index files were pruned (index.keep_versions); "
                       "its figures remain in `adlake index show`")
@@ -165,31 +146,10 @@ def load_index(ctx: RunContext, kind: str, version: str | int | None = None) -> 
 
 def rollback(ctx: RunContext, kind: str, to: str | int | None = None) -> dict[str, Any]:
     """Point ``production`` at ``to``, or at the newest gate-passing version older than the current one."""
-    current = production_model_version(ctx, kind)
-    passed = [v for v in versions(ctx, kind) if v.tags.get("gate") == "passed"]
-    if to is None:
-        if current is None:
-            raise NoIndex(f"no production {kind} index to roll back from")
-        older = [v for v in passed if int(v.version) < int(current.version) and not v.tags.get(PRUNED)]
-        if not older:
-            raise NoIndex(f"{MODEL_NAMES[kind]} v{current.version} has no older gate-passing version to roll back to")
-        target = older[-1]
-    else:
-        target = next((v for v in versions(ctx, kind) if str(v.version) == str(to)), None)
-        if target is None:
-            raise NoIndex(f"{MODEL_NAMES[kind]} has no version {to}")
-        if target.tags.get("gate") != "passed":
-            raise NoIndex(f"{MODEL_NAMES[kind]} v{to} did not pass its gate; production only points at passing "
-                          "versions")
-        if target.tags.get(PRUNED):
-            raise NoIndex(f"{MODEL_NAMES[kind]} v{to}: its index files were pruned (index.keep_versions); "
-                          "rebuild with `adlake index build --force` instead")
-    client = registry_client(ctx)
-    client.set_registered_model_alias(MODEL_NAMES[kind], PRODUCTION, str(target.version))
-    if current is not None:
-        client.set_model_version_tag(MODEL_NAMES[kind], str(target.version), "rolled_back_from", str(current.version))
-    return {"kind": kind, "model": MODEL_NAMES[kind], "production": str(target.version),
-            "previous_production": None if current is None else str(current.version)}
+    try:
+        return {"kind": kind, **registry(ctx, kind).rollback(to)}
+    except NoVersion as e:
+        raise NoIndex(str(e)) from None
 
 
 def prune(ctx: RunContext, kind: str, keep: int | None = None) -> list[str]:
@@ -197,27 +157,8 @@ def prune(ctx: RunContext, kind: str, keep: int | None = None) -> list[str]:
     (about 1 GB a version at 1M vectors). Kept: production, the newest ``keep`` gate-passing versions
     (default ``index.keep_versions``) and the newest version whatever its gate (for a post-mortem). A pruned
     version keeps its registry entry, run, figures and index.json, and is tagged ``pruned``. Idempotent."""
-    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
-
     keep = ctx.settings.index.keep_versions if keep is None else keep
-    found = versions(ctx, kind)
-    if not found:
-        return []
-    current = production_model_version(ctx, kind)
-    passing = [v for v in found if v.tags.get("gate") == "passed"]
-    kept = {str(v.version) for v in passing[-keep:]} | {str(found[-1].version)}
-    if current is not None:
-        kept.add(str(current.version))
-    client = registry_client(ctx)
-    pruned = []
-    for mv in found:
-        if str(mv.version) in kept or mv.tags.get(PRUNED):
-            continue
-        repo = get_artifact_repository(client.get_run(mv.run_id).info.artifact_uri)
-        for path in PRUNABLE_FILES:
-            repo.delete_artifacts(path)
-        # tagged after the files are gone: an interrupted prune is finished by the next one
-        client.set_model_version_tag(MODEL_NAMES[kind], str(mv.version), PRUNED, "true")
+    pruned = registry(ctx, kind).prune(keep, PRUNABLE_FILES)
+    for mv in pruned:
         shutil.rmtree(_cache_path(ctx, kind, mv), ignore_errors=True)
-        pruned.append(str(mv.version))
-    return pruned
+    return [str(mv.version) for mv in pruned]

@@ -18,6 +18,8 @@ import numpy as np
 import pandas as pd
 import pandera.pandas as pdr
 
+from adlake.errors import NothingToDo
+
 STAGE = "ingest.manifest"
 REQUIRED = ("ad_id", "url", "product_id", "product_name")
 OPTIONAL = ("selling_points", "industry", "advertiser_id", "title", "play_count", "like_count", "published_at",
@@ -30,6 +32,10 @@ class ManifestError(ValueError):
     """The manifest file as a whole cannot be read (format, missing required columns)."""
 
     error_class = "bad_manifest"
+
+
+class NoManifest(ManifestError, NothingToDo):
+    """No manifest landed for the crawl date: nothing to filter (the task is skipped)."""
 
 
 def manifest_format(uri: str) -> str:
@@ -46,8 +52,10 @@ def find_manifest(landing_uri: str, crawl_date: dt.date) -> str:
     folder = f"{landing_uri.rstrip('/')}/{crawl_date.isoformat()}"
     fs, path = fsspec.core.url_to_fs(folder)
     if not fs.exists(path):
-        raise ManifestError(f"no manifest landed for {crawl_date}: {folder} does not exist")
+        raise NoManifest(f"no manifest landed for {crawl_date}: {folder} does not exist")
     found = sorted(p for p in fs.ls(path, detail=False) if p.rsplit(".", 1)[-1] in ("parquet", "csv", "jsonl"))
+    if not found:
+        raise NoManifest(f"no manifest landed for {crawl_date}: {folder} holds no .parquet, .csv or .jsonl file")
     if len(found) != 1:
         raise ManifestError(f"expected exactly one manifest in {folder}, found {len(found)}: {found}")
     return found[0] if "://" not in folder else f"{folder.split('://')[0]}://{found[0]}"

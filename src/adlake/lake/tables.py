@@ -66,12 +66,45 @@ class Lake:
         self.ctx = ctx
         self.settings = ctx.settings
         self.storage_options = dict(self.settings.lake.storage_options) or None
+        self._pins: dict[str, int | None] = {}  # table → version reads see (None: did not exist when pinned)
+
+    # -- pinned inputs --------------------------------------------------------------------------
+    def pin(self, *specs: TableSpec) -> dict[str, int | None]:
+        """Pin each table at its current version (``None`` when it does not exist yet) and return the pins.
+
+        A job pins its inputs once, at the start, and logs the returned dict with its run: from then on
+        ``read`` (without ``version``/``as_of``), ``version``, ``count`` and ``exists`` see the pinned
+        version, whatever other jobs commit meanwhile. A table already pinned keeps its pin, so library
+        code may pin what it reads and get the job's snapshot. Writing a pinned table (``append``,
+        ``merge``, ``overwrite_partition``) drops its pin: the job then reads its own writes.
+        """
+        for spec in specs:
+            if spec.name not in self._pins:
+                self._pins[spec.name] = self.latest_version(spec)
+        return {spec.name: self._pins[spec.name] for spec in specs}
+
+    @property
+    def pins(self) -> dict[str, int | None]:
+        """The current pins, table name → version."""
+        return dict(self._pins)
+
+    def unpin(self, *specs: TableSpec) -> None:
+        """Drop the pins of these tables (of every table when none is given): reads see the latest version."""
+        for name in [s.name for s in specs] if specs else list(self._pins):
+            self._pins.pop(name, None)
+
+    def _pinned(self, spec: TableSpec) -> tuple[bool, int | None]:
+        return (True, self._pins[spec.name]) if spec.name in self._pins else (False, None)
 
     # -- locations and metadata -------------------------------------------------------------------
     def uri(self, spec: TableSpec) -> str:
         return f"{self.settings.lake.uri.rstrip('/')}/{spec.path}"
 
     def exists(self, spec: TableSpec) -> bool:
+        """Whether the table exists (at its pinned version, when pinned)."""
+        pinned, version = self._pinned(spec)
+        if pinned:
+            return version is not None
         return DeltaTable.is_deltatable(self.uri(spec), storage_options=self.storage_options)
 
     def table(self, spec: TableSpec, version: int | str | dt.datetime | None = None) -> DeltaTable:
@@ -84,7 +117,15 @@ class Lake:
         return table
 
     def version(self, spec: TableSpec) -> int | None:
-        return self.table(spec).version() if self.exists(spec) else None
+        """The version reads see: the pinned one when the table is pinned, else the latest (None: no table)."""
+        pinned, version = self._pinned(spec)
+        return version if pinned else self.latest_version(spec)
+
+    def latest_version(self, spec: TableSpec) -> int | None:
+        """The table's latest committed version, pins aside (None when it does not exist)."""
+        if not DeltaTable.is_deltatable(self.uri(spec), storage_options=self.storage_options):
+            return None
+        return self.table(spec).version()
 
     def history(self, spec: TableSpec, limit: int | None = None) -> list[dict[str, Any]]:
         return self.table(spec).history(limit)
@@ -98,7 +139,7 @@ class Lake:
 
     def ensure(self, spec: TableSpec) -> DeltaTable:
         """Open the table, creating it empty on first use; refuse a table whose columns drifted."""
-        if not self.exists(spec):
+        if self.latest_version(spec) is None:
             try:
                 DeltaTable.create(self.uri(spec), schema=spec.schema, mode="ignore",
                                   partition_by=list(spec.partition_by) or None, name=spec.name,
@@ -106,7 +147,7 @@ class Lake:
                                   storage_options=self.storage_options,
                                   commit_properties=self._commit(spec, "create"))
             except Exception as e:  # a concurrent creator won the race
-                if not self.exists(spec):
+                if self.latest_version(spec) is None:
                     raise
                 del e
         table = self.table(spec)
@@ -120,13 +161,18 @@ class Lake:
     # -- reads ----------------------------------------------------------------------------------
     def read(self, spec: TableSpec, *, version: int | None = None, as_of: dt.datetime | str | None = None,
              columns: list[str] | None = None, where: str | None = None, limit: int | None = None) -> pa.Table:
-        """Rows at the latest version, at ``version``, or as of a timestamp, in the declared types.
+        """Rows at the pinned version (see ``pin``; the latest when the table is not pinned), at ``version``,
+        or as of a timestamp, in the declared types.
 
         ``where`` is a SQL predicate (DataFusion dialect). Reads go through DataFusion rather than a
         pyarrow dataset: delta-rs's Python filesystem handler aborts the interpreter at exit after a scan.
         """
         if version is not None and as_of is not None:
             raise ValueError("give version or as_of, not both")
+        if version is None and as_of is None:
+            pinned, version = self._pinned(spec)
+            if pinned and version is None:
+                raise TableNotFoundError(f"{spec.name} did not exist yet when this run pinned its inputs")
         return self._query(spec, self.table(spec, version if version is not None else as_of), columns, where, limit)
 
     def _query(self, spec: TableSpec, table: DeltaTable, columns: list[str] | None, where: str | None,
@@ -138,12 +184,17 @@ class Lake:
         return data if columns else conform(spec, data)
 
     def count(self, spec: TableSpec) -> int:
-        return self.table(spec).count() if self.exists(spec) else 0
+        """Rows at the version reads see (pinned or latest); 0 when the table does not exist."""
+        if not self.exists(spec):
+            return 0
+        pinned, version = self._pinned(spec)
+        return self.table(spec, version if pinned else None).count()
 
     # -- writes ---------------------------------------------------------------------------------
     def append(self, spec: TableSpec, data: pa.Table, *, app_id: str | None = None,
                app_version: int = 1) -> WriteResult:
         """Append rows. With ``app_id``, a retry of an already committed append is a no-op."""
+        self.unpin(spec)  # from here on this run reads its own writes
         data = conform(spec, _as_pyarrow(data))
         table = self.ensure(spec)
         if app_id is not None:
@@ -171,6 +222,7 @@ class Lake:
 
     def merge(self, spec: TableSpec, data: pa.Table) -> WriteResult:
         """Upsert on the key, in bounded batches; rows identical to the table (audit columns aside) are left alone."""
+        self.unpin(spec)  # from here on this run reads its own writes
         data = conform(spec, _as_pyarrow(data))
         self._check_unique(spec, data)
         table = self.ensure(spec)
@@ -196,6 +248,7 @@ class Lake:
         """Replace exactly one partition's rows; rewriting the same content commits nothing."""
         if sorted(partition) != sorted(spec.partition_by):
             raise ValueError(f"{spec.name} is partitioned by {list(spec.partition_by)}, got {sorted(partition)}")
+        self.unpin(spec)  # from here on this run reads its own writes
         data = conform(spec, _as_pyarrow(data))
         self._check_unique(spec, data)
         for column, value in partition.items():

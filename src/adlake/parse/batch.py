@@ -200,14 +200,23 @@ def _filter_ads(lake: Lake, filtered: dict[str, str]) -> int:
     return len(rows)
 
 
-def commit_parse(lake: Lake) -> dict[str, Any]:
-    settings = lake.settings
-    root = staging_root(settings)
+def staged_videos(lake: Lake) -> list[Path]:
+    """The complete staged folders of videos of bronze.videos, ready for ``commit_parse``."""
+    root = staging_root(lake.settings)
+    if not root.exists():
+        return []
     known = {v["video_id"] for v in pending_videos(lake)} | (
         set(lake.read(PARSED_VIDEOS, columns=["video_id"])["video_id"].to_pylist()) if lake.exists(PARSED_VIDEOS)
         else set())
-    staged = sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name in known
-                    and (p / "outcome.json").exists()) if root.exists() else []
+    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name in known
+                  and (p / "outcome.json").exists())
+
+
+def commit_parse(lake: Lake, staged: list[Path] | None = None) -> dict[str, Any]:
+    """Merge the staged rows (``staged``: :func:`staged_videos`' answer when the caller already asked),
+    quarantine failures, reconcile; raises :class:`ParseReconciliationError` when a video is in no place."""
+    if staged is None:
+        staged = staged_videos(lake)
     records, succeeded = [], []
     parts: dict[str, list[pa.Table]] = {spec.name: [] for spec in OUTPUTS}
     for folder in staged:

@@ -5,29 +5,26 @@ from __future__ import annotations
 import json
 import tempfile
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from adlake.provenance import RunContext
+from adlake.registry import PRODUCTION as PRODUCTION  # re-exported: the alias consumers load
+from adlake.registry import GatedRegistry, NoVersion
 
 MODEL_NAMES = {"video": "adlake-rqvae-video", "audio": "adlake-rqvae-audio"}
-PRODUCTION = "production"
+
+
+def registry(ctx: RunContext, modality: str) -> GatedRegistry:
+    return GatedRegistry(ctx, MODEL_NAMES[modality], "adlake RQ-VAE tokenizer; alias production = gated")
 
 
 def production_version(ctx: RunContext, modality: str) -> str | None:
-    """The registered version the ``production`` alias points at, or None when there is none yet."""
-    from mlflow import MlflowClient
-    from mlflow.exceptions import MlflowException
-
-    from adlake.tracking import configure
-
-    configure(ctx)
-    try:
-        return str(MlflowClient().get_model_version_by_alias(MODEL_NAMES[modality], PRODUCTION).version)
-    except MlflowException:
-        return None
+    """The registered version the ``production`` alias points at, or None when there is none yet.
+    Raises ServiceUnavailable when MLflow does not answer."""
+    mv = registry(ctx, modality).production()
+    return None if mv is None else str(mv.version)
 
 
 def tokenizer_id(modality: str, version: str | int) -> str:
@@ -75,18 +72,15 @@ class Tokenizer:
 
 def load_tokenizer(ctx: RunContext, modality: str, version: str | int | None = None) -> Tokenizer:
     """A registered version (default: the one ``production`` points at), from its MLflow run's artifacts."""
-    from mlflow import MlflowClient
-
     from adlake.tokenizer.rqvae import Rqvae
-    from adlake.tracking import configure
 
-    configure(ctx)
-    client = MlflowClient()
-    name = MODEL_NAMES[modality]
-    mv = client.get_model_version_by_alias(name, PRODUCTION) if version is None else \
-        client.get_model_version(name, str(version))
+    reg = registry(ctx, modality)
+    mv = reg.production() if version is None else reg.get(version)
+    if mv is None:
+        wanted = "production version yet (run train_tokenizer)" if version is None else f"version {version}"
+        raise NoVersion(f"{reg.name} has no {wanted}")
     with tempfile.TemporaryDirectory() as tmp:
-        folder = Path(client.download_artifacts(mv.run_id, "tokenizer", tmp))
+        folder = reg.download(mv, "tokenizer", tmp)
         meta = json.loads((folder / "tokenizer.json").read_text())
         model = Rqvae.load(folder / "model.pt")
     return Tokenizer(modality, str(mv.version), model, meta["encoder_id"], meta)

@@ -40,6 +40,11 @@ class TokenizeResult:
         return asdict(self)
 
 
+def production_versions(ctx) -> dict[str, str | None]:
+    """Each modality's production tokenizer version (None: none yet); the registry must answer."""
+    return {m: production_version(ctx, m) for m in MODEL_NAMES}
+
+
 def _existing(lake: Lake, tokenizer_id: str) -> set[tuple[str, str]]:
     if not lake.exists(TOKENS):
         return set()
@@ -139,13 +144,16 @@ def build_sequences(lake: Lake, video: Tokenizer, audio: Tokenizer | None) -> tu
     return len(rows), written, incomplete, seq_id
 
 
-def tokenize_all(lake: Lake) -> TokenizeResult:
-    production = {m: production_version(lake.ctx, m) for m in MODEL_NAMES}
+def tokenize_all(lake: Lake, production: dict[str, str | None] | None = None) -> TokenizeResult:
+    """Tokens and sequences with the production tokenizers (``production``: modality → version, looked up
+    in the registry when not given)."""
+    if production is None:
+        production = production_versions(lake.ctx)
     result = TokenizeResult(production)
     if not any(production.values()):
         result.status = "waiting: no production tokenizer yet; run train_tokenizer, then ads_features again"
         return result
-    toks = {m: load_tokenizer(lake.ctx, m) for m, v in production.items() if v}
+    toks = {m: load_tokenizer(lake.ctx, m, v) for m, v in production.items() if v}  # the versions looked up
     for modality, tok in toks.items():
         new, before, vps = tokenize_modality(lake, tok)
         result.tokenized[modality], result.already[modality] = new, before

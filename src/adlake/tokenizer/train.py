@@ -20,9 +20,10 @@ from typing import Any
 
 import numpy as np
 
+from adlake.errors import NothingToDo
 from adlake.lake import Lake
 from adlake.lake.sql import sql_literal
-from adlake.tokenizer.registry import MODEL_NAMES, PRODUCTION, production_version, tokenizer_id
+from adlake.tokenizer.registry import MODEL_NAMES, production_version, registry, tokenizer_id
 from adlake.tokenizer.vocab import write_vocabulary
 from schemas.registry import EMBEDDINGS
 
@@ -32,8 +33,8 @@ PAPER_BAR = {"video": {"min_cosine": 0.89, "min_utilization": 0.95, "min_margin_
              "audio": {"min_cosine": 0.96, "min_utilization": 0.95, "min_margin_over_baseline": 0.01}}
 
 
-class NoTrainingData(RuntimeError):
-    pass
+class NoTrainingData(NothingToDo):
+    """Nothing to train on yet (no table, no vectors of the encoder, a single video): the task is skipped."""
 
 
 @dataclass
@@ -61,9 +62,10 @@ def heldout_videos(videos: list[str], share: float, seed: int) -> set[str]:
 
 def draw_sample(lake: Lake, modality: str, encoder_id: str, version: int | None = None) -> Sample:
     conf = lake.settings.tokenizer
-    if not lake.exists(EMBEDDINGS):
+    if version is None:  # the job's pinned version (pinned here when the job has not)
+        version = lake.pin(EMBEDDINGS)[EMBEDDINGS.name]
+    if version is None or not lake.exists(EMBEDDINGS):
         raise NoTrainingData("silver.embeddings does not exist yet: run ads_features first")
-    version = lake.version(EMBEDDINGS) if version is None else version
     types = ", ".join(sql_literal(t) for t in ENTITY_TYPES[modality])
     rows = lake.read(EMBEDDINGS, version=version, columns=["entity_id", "vector"],
                      where=f"entity_type IN ({types}) AND encoder_id = {sql_literal(encoder_id)}")
@@ -161,16 +163,6 @@ def _summary(modality: str, number: str, meta: dict[str, Any], production: str |
             "mlflow_run_id": mlflow_run_id, **meta["figures"], **extra}
 
 
-def _trained_before(client, name: str, key: str):
-    from mlflow.exceptions import MlflowException
-
-    try:
-        versions = client.search_model_versions(f"name = '{name}'")
-    except MlflowException:
-        return None
-    return next((v for v in versions if v.tags.get("training_key") == key), None)
-
-
 def train_modality(lake: Lake, modality: str, *, embeddings_version: int | None = None,
                    model_overrides: dict[str, Any] | None = None, gate_overrides: dict[str, Any] | None = None,
                    force: bool = False) -> dict[str, Any]:
@@ -186,7 +178,7 @@ def train_modality(lake: Lake, modality: str, *, embeddings_version: int | None 
     from adlake.config import TokenizerGate
     from adlake.embed.encoders import encoder_id_for
     from adlake.tokenizer.rqvae import RqvaeConfig, code_stats, residual_kmeans_cosine, train
-    from adlake.tracking import configure, ensure_registered_model, job_run
+    from adlake.tracking import job_run
 
     settings = lake.settings
     conf = settings.tokenizer
@@ -198,13 +190,11 @@ def train_modality(lake: Lake, modality: str, *, embeddings_version: int | None 
               "n_train": len(sample.x_train), "n_heldout": len(sample.x_heldout),
               "videos_train": sample.videos_train, "videos_heldout": sample.videos_heldout,
               "heldout_share": conf.heldout_share, **{f"gate.{k}": v for k, v in gate.model_dump().items()}}
-    name = MODEL_NAMES[modality]
     key = training_key(sample, modality, cfg, gate, conf)
-    configure(lake.ctx)
-    client = mlflow.MlflowClient()
-    done = None if force else _trained_before(client, name, key)
+    reg = registry(lake.ctx, modality)
+    done = None if force else next((v for v in reg.versions() if v.tags.get("training_key") == key), None)
     if done is not None:
-        meta = json.loads(Path(client.download_artifacts(done.run_id, "tokenizer/tokenizer.json")).read_text())
+        meta = reg.read_json(done, "tokenizer/tokenizer.json")
         production = production_version(lake.ctx, modality)
         return _summary(modality, str(done.version), meta, production, production, done.run_id,
                         skipped=f"already trained from silver.embeddings@v{sample.embeddings_version} with these "
@@ -259,16 +249,12 @@ def train_modality(lake: Lake, modality: str, *, embeddings_version: int | None 
             (bundle / "tokenizer.json").write_text(json.dumps(meta, indent=1, default=str))
             write_vocabulary(bundle / "vocab.json", modality, cfg.levels, cfg.codebook_size)
             mlflow.log_artifacts(str(bundle), "tokenizer")
-        ensure_registered_model(client, name, "adlake RQ-VAE tokenizer; alias production = gated")
-        version = client.create_model_version(
-            name, source=f"{mlflow.get_artifact_uri('tokenizer')}", run_id=run.run_id,
-            tags={"gate": "passed" if verdict.passed else "failed", "encoder_id": sample.encoder_id,
-                  "input.silver.embeddings.version": str(sample.embeddings_version), "training_key": key},
-            description=f"{modality} RQ-VAE, held-out cosine {held.reconstruction_cosine}")
-        number = str(version.version)
         previous = production_version(lake.ctx, modality)
-        if verdict.passed:
-            client.set_registered_model_alias(name, PRODUCTION, number)
+        number = str(reg.register(
+            run.run_id, "tokenizer", passed=verdict.passed,
+            tags={"encoder_id": sample.encoder_id, "training_key": key,
+                  "input.silver.embeddings.version": str(sample.embeddings_version)},
+            description=f"{modality} RQ-VAE, held-out cosine {held.reconstruction_cosine}").version)
         summary = _summary(modality, number, json.loads(json.dumps(meta, default=str)),
                            number if verdict.passed else previous, previous, run.run_id)
         run.summary(summary)
