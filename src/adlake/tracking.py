@@ -12,6 +12,11 @@ from typing import Any
 from adlake.errors import ServiceUnavailable
 from adlake.provenance import RunContext, git_sha
 
+# adlake sends no telemetry; MLflow's telemetry thread also sets and unsets an environment variable while
+# other threads iterate os.environ (requests' proxy lookup), which failed a log_batch with
+# KeyError: '_MLFLOW_TELEMETRY_SESSION_ID' under the scheduler. Set before mlflow is first imported.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
 NOT_FOUND = "RESOURCE_DOES_NOT_EXIST"  # MLflow's error codes that are answers, not failures
 ALREADY_EXISTS = "RESOURCE_ALREADY_EXISTS"
 ANSWERS = (NOT_FOUND, ALREADY_EXISTS)

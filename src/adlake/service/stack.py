@@ -87,7 +87,8 @@ class Stack:
 
         env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW")}
         env.update({"ADLAKE_HOME": str(self.settings.home), "ADLAKE_ENV": self.settings.env,
-                    MARKER: str(self.settings.home), "PATH": f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}"})
+                    MARKER: str(self.settings.home), "PATH": f"{BIN}:{env.get('PATH', '/usr/bin:/bin')}",
+                    "MLFLOW_DISABLE_TELEMETRY": "true"})  # see adlake.tracking
         return env
 
     def postgres(self) -> Postgres:
