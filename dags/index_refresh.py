@@ -12,7 +12,7 @@ from __future__ import annotations
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from adlake.assets import asset
-from adlake.orchestration import asset_triggered, dag_defaults, job_argv, run_task
+from adlake.orchestration import dag_defaults, job_argv, run_task
 
 NIGHTLY = "0 2 * * *"
 
@@ -28,7 +28,7 @@ def index_refresh():
     def build(kind: str) -> dict:
         from jobs.build_index import main
 
-        return run_task(main, [*job_argv(), "--kind", kind, *(["--bootstrap"] if asset_triggered() else [])])
+        return run_task(main, [*job_argv(bootstrap_on_asset=True), "--kind", kind])
 
     # one after the other (each uses every core of a small machine); all_done: a failed clips gate does not
     # keep the music index from its build

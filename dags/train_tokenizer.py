@@ -13,7 +13,7 @@ from __future__ import annotations
 from airflow.sdk import AssetOrTimeSchedule, CronTriggerTimetable, dag, task
 
 from adlake.assets import asset
-from adlake.orchestration import asset_triggered, dag_defaults, job_argv, run_task
+from adlake.orchestration import dag_defaults, job_argv, run_task
 
 MODALITIES = {"train_video": "video", "train_audio": "audio"}
 
@@ -29,7 +29,7 @@ def train_tokenizer():
     def train(modality: str) -> dict:
         from jobs.train_tokenizer import main
 
-        return run_task(main, [*job_argv(), "--modality", modality, *(["--bootstrap"] if asset_triggered() else [])])
+        return run_task(main, [*job_argv(bootstrap_on_asset=True), "--modality", modality])
 
     # all_done: a failed video gate does not keep audio from training
     trains = [task(train, task_id=task_id, multiple_outputs=False, trigger_rule="all_done")(modality)

@@ -24,8 +24,9 @@ CRAWL_POOL = "adlake_bandwidth"  # the pool bounding concurrent downloads; its s
 SKIP_KEY = "skipped"  # the XCom holding a skipped task's reason
 
 
-def job_argv(with_manifest: bool = False) -> list[str]:
-    """Arguments for a job's main() from inside a running Airflow task: run id, crawl date, task identity."""
+def job_argv(with_manifest: bool = False, bootstrap_on_asset: bool = False) -> list[str]:
+    """Arguments for a job's main() from inside a running Airflow task: run id, crawl date, task identity;
+    with ``bootstrap_on_asset``, ``--bootstrap`` when Asset events (not a clock or a person) created the run."""
     from airflow.sdk import get_current_context
 
     ctx = get_current_context()
@@ -40,6 +41,8 @@ def job_argv(with_manifest: bool = False) -> list[str]:
         argv += ["--partition", partition]
     if with_manifest and params.get("manifest"):
         argv += ["--manifest", params["manifest"]]
+    if bootstrap_on_asset and asset_triggered():
+        argv.append("--bootstrap")
     return argv
 
 

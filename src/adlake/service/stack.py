@@ -9,6 +9,7 @@ changes nothing else; ``down`` stops everything and checks that no process of th
 
 from __future__ import annotations
 
+import functools
 import json
 import secrets
 import subprocess
@@ -63,7 +64,9 @@ class Stack:
         return f"http://{self.conf.host}:{self.conf.mlflow_port}"
 
     # -- secrets: from the environment, else generated once ------------------------------------------
+    @functools.cached_property
     def secrets(self) -> dict[str, str]:
+        """Read (or generated and written) once per Stack: every environment below is built from it."""
         path = self.root / "secrets.json"
         stored = json.loads(path.read_text()) if path.exists() else {}
         wanted = {"postgres_password": self.conf.postgres.password, "admin_password": self.conf.admin_password,
@@ -92,10 +95,10 @@ class Stack:
         return env
 
     def postgres(self) -> Postgres:
-        return Postgres(self.settings, self.root / "postgres", self.secrets()["postgres_password"], self.base_env())
+        return Postgres(self.settings, self.root / "postgres", self.secrets["postgres_password"], self.base_env())
 
     def airflow_env(self) -> dict[str, str]:
-        s = self.secrets()
+        s = self.secrets
         home = self.root / "airflow"
         passwords = home / "passwords.json"
         if not passwords.exists() or json.loads(passwords.read_text()) != {self.conf.admin_user: s["admin_password"]}:
@@ -259,7 +262,7 @@ class Stack:
     # -- for scripts and tests ------------------------------------------------------------------------------
     def token(self) -> str:
         r = httpx.post(f"{self.api_url}/auth/token", json={"username": self.conf.admin_user,
-                                                            "password": self.secrets()["admin_password"]}, timeout=10)
+                                                            "password": self.secrets["admin_password"]}, timeout=10)
         r.raise_for_status()
         return r.json()["access_token"]
 
