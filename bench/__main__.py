@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from bench import bench_embed, bench_filter, bench_index, bench_parse, bench_tokenize
+from bench import bench_embed, bench_filter, bench_index, bench_ingest, bench_parse, bench_tokenize
 
-BENCHMARKS = {"filter": bench_filter.run, "parse": bench_parse.run, "embed": bench_embed.run,
+BENCHMARKS = {"filter": bench_filter.run, "ingest": bench_ingest.run, "parse": bench_parse.run, "embed": bench_embed.run,
               "tokenize": bench_tokenize.run, "index": bench_index.run}
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from adlake.errors import NothingToDo
 from adlake.ingest.filter import run_filter
 from adlake.ingest.manifest import find_manifest
 from adlake.jobs import cli, context, parse_date, parser
@@ -42,6 +43,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                              ADS.name: result.versions[ADS.name]}}
         summary.pop("versions")
         run.summary(summary)
+    if not result.changed and result.pending == 0:  # skipped: no Asset event for tables that did not change
+        raise NothingToDo(f"manifest {manifest} of {crawl_date} changed nothing and no ad waits for the crawl "
+                          f"({result.landed} landed, {result.quarantined} quarantined, {result.filtered} filtered, "
+                          f"{result.still_quarantined} failed crawls not due again)")
     return summary
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from adlake.errors import NothingToDo
 from adlake.ingest.crawl import finalize_crawl
 from adlake.jobs import cli, context, parse_date, parser
 from adlake.lake import Lake
@@ -34,6 +35,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         run.metrics({k: v for k, v in rec.items() if isinstance(v, int) and not isinstance(v, bool)})
         run.params({f"output.{t}.version": v for t, v in summary["wrote"].items()})
         run.summary(summary)
+    if not summary["changed"]:  # skipped: no Asset event (ads_parse) for tables that did not change
+        raise NothingToDo(f"the crawl of {crawl_date} changed no table; it reconciles: "
+                          f"{summary['reconciliation']['manifest_rows']} manifest rows, each in one place")
     return summary
 
 

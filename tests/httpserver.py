@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -16,12 +17,16 @@ class Route:
     chunk: int = 1 << 16
     chunk_delay_s: float = 0.0  # between body chunks
     content_length: bool = True
+    status: int = 200  # once ``statuses`` are used up
+    headers: dict[str, str] = field(default_factory=dict)  # sent with every response of this route
+    handler: Callable | None = None  # handler(request_handler): anything else (hang, lie, reset)
 
 
 class ScriptedServer:
     def __init__(self) -> None:
         self.routes: dict[str, Route] = {}
         self.hits: dict[str, int] = {}
+        self.requests: list[tuple[str, dict[str, str]]] = []  # (path, headers) of every request
         self.active = 0
         self.max_active = 0
         self._lock = threading.Lock()
@@ -37,6 +42,7 @@ class ScriptedServer:
                 path = self.path.split("?", 1)[0]
                 with server._lock:
                     server.hits[path] = server.hits.get(path, 0) + 1
+                    server.requests.append((path, dict(self.headers.items())))
                     server.active += 1
                     server.max_active = max(server.max_active, server.active)
                 try:
@@ -54,8 +60,13 @@ class ScriptedServer:
                     self.end_headers()
                     return
                 time.sleep(route.delay_s)
-                status = route.statuses.pop(0) if route.statuses else 200
+                if route.handler is not None:
+                    route.handler(self)
+                    return
+                status = route.statuses.pop(0) if route.statuses else route.status
                 self.send_response(status)
+                for name, value in route.headers.items():
+                    self.send_header(name, value)
                 if status != 200:
                     self.send_header("Content-Length", "0")
                     self.end_headers()

@@ -144,9 +144,11 @@ def test_a_playlist_disguised_as_mp4_is_quarantined_and_touches_nothing(home: Pa
         assert entry["error_class"] == "unsafe_playlist" and entry["entity_key"].endswith("/sneaky")
         assert lake.read(ADS).num_rows == 0 and reconcile(lake, DAY).balanced
 
+        assert not MediaStore(lake.settings).files()  # a file that fails the probe never enters the store
+
         # Even if the sniffing missed it, ffprobe's whitelists refuse the playlist without following it.
-        store = MediaStore(lake.settings)
-        (blob,) = store.files()
+        blob = tmp_path / "ad.mp4"
+        blob.write_bytes(playlist)
         monkeypatch.setattr("adlake.media.probe.sniff_playlist", lambda path: False)
         with pytest.raises(ProbeError) as err:
             probe_video(Path(blob), lake.settings.ingest.probe.formats, timeout_s=10)

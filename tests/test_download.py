@@ -9,7 +9,8 @@ import random
 import pytest
 
 from adlake.config import load_settings
-from adlake.ingest.crawl import Downloader, Fetched, FetchError, download_all
+from adlake.ingest.download import Downloader, Fetched, FetchError, download_all
+from adlake.ingest.urls import UrlRules
 from adlake.media.store import MediaStore
 from tests.httpserver import Route, ScriptedServer
 
@@ -55,7 +56,7 @@ def test_5xx_is_retried_with_backoff_then_succeeds_or_gives_up(settings) -> None
         got = run(settings, [f"{srv.url}/flaky.mp4", f"{srv.url}/down.mp4"])
     assert isinstance(got[f"{srv.url}/flaky.mp4"], Fetched) and got[f"{srv.url}/flaky.mp4"].attempts == 3
     down = got[f"{srv.url}/down.mp4"]
-    assert isinstance(down, FetchError) and down.error_class == "http_error"
+    assert isinstance(down, FetchError) and down.error_class == "server_error"
     assert srv.hits["/down.mp4"] == 1 + retries
     assert f"after {1 + retries} attempts" in str(down)
 
@@ -104,6 +105,8 @@ def test_only_allowed_schemes(settings, tmp_path) -> None:
     got = run(settings, [local.as_uri(), "ftp://127.0.0.1/v.mp4"])
     assert {e.error_class for e in got.values()} == {"bad_url"}
     settings.ingest.allowed_schemes = ["file"]
+    assert run(settings, [local.as_uri()])[local.as_uri()].error_class == "bad_url"  # no file_roots: no file://
+    settings.ingest.file_roots = [str(tmp_path)]
     ok = run(settings, [local.as_uri()])[local.as_uri()]
     assert isinstance(ok, Fetched) and ok.bytes == 3
 
@@ -129,7 +132,7 @@ def test_a_rerun_skips_finished_downloads(settings) -> None:
 def test_backoff_is_full_jitter_and_capped(settings) -> None:
     conf = settings.ingest.crawl
     conf.backoff_base_s, conf.backoff_max_s = 0.5, 4.0
-    d = Downloader(MediaStore(settings), conf, ["http"], seed=3)
+    d = Downloader(MediaStore(settings), conf, UrlRules(("http",)), seed=3)
     for attempt in range(8):
         waits = [d.backoff(attempt) for _ in range(200)]
         cap = min(4.0, 0.5 * 2 ** attempt)

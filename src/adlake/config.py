@@ -119,6 +119,16 @@ class EngagementConf(_Section):
     keep_unknown: bool = True  # ads without a play count
 
 
+class RerunConf(_Section):
+    """Which failed ads a later run fetches again (an unchanged URL; a changed one is always fetched)."""
+
+    retry_classes: list[str] = Field(default_factory=lambda: [
+        "timeout", "connection_error", "server_error", "rate_limited", "io_error", "probe_timeout"])
+    backoff_s: float = Field(3600.0, ge=0)  # after the first failed run; doubles with every failed run
+    backoff_max_s: float = Field(7 * 86400.0, ge=0)
+    max_attempts: int = Field(5, ge=1)  # failed runs after which an ad is not fetched again
+
+
 class CrawlConf(_Section):
     shard_size: int = Field(500, gt=0)  # ads per mapped crawl task
     max_shards: int = Field(32, gt=0)
@@ -131,7 +141,9 @@ class CrawlConf(_Section):
     retries: int = Field(3, ge=0)  # after the first attempt, on timeouts, connection errors and 5xx
     backoff_base_s: float = Field(0.5, ge=0)
     backoff_max_s: float = Field(30.0, ge=0)
+    max_redirects: int = Field(5, ge=0)  # hops followed, each re-checked like a manifest URL
     pool_slots: int = Field(4, gt=0)
+    rerun: RerunConf = Field(default_factory=lambda: RerunConf())
 
 
 class ProbeConf(_Section):
@@ -144,6 +156,9 @@ class ProbeConf(_Section):
 class IngestConf(_Section):
     landing_uri: str | None = None
     allowed_schemes: list[str] = Field(default_factory=lambda: ["http", "https", "s3", "gs"])
+    allowed_hosts: list[str] = Field(default_factory=list)  # fnmatch patterns; empty: any host
+    file_roots: list[str] = Field(default_factory=list)  # file:// only under these (relative: to home)
+    max_url_length: int = Field(2048, gt=0)
     max_duration_s: float = Field(120.0, gt=0)
     max_ads_per_product: int | None = Field(2, gt=0)
     engagement: EngagementConf = Field(default_factory=EngagementConf)
@@ -464,6 +479,7 @@ class Settings(BaseSettings):
             self.mlflow.artifact_root = self.mlflow.artifact_root or str(h / "mlflow" / "artifacts")
         self.airflow.home = self.airflow.home or str(h / "airflow")
         self.ingest.landing_uri = self.ingest.landing_uri or str(h / "landing")
+        self.ingest.file_roots = [str((h / r).resolve()) for r in self.ingest.file_roots]
         return self
 
     def public_dict(self) -> dict[str, Any]:

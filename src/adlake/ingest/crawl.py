@@ -1,9 +1,9 @@
 """The crawl: download pending ads into the media store, probe them, and settle each ad's fate.
 
 ``crawl_shard`` is one mapped Airflow task: it downloads its share of the crawl date's pending ads
-(concurrently, a limit per host, retries with exponential backoff and full jitter on timeouts,
-connection errors and 5xx, none on 4xx), streams each body through sha256 into a temporary file that
-is renamed to its content address, probes it, and writes its results to the staging area.
+(:mod:`adlake.ingest.download`: concurrently, a limit per host, retries with exponential backoff and
+full jitter on transient failures), probes each body before it is renamed to its content address (a
+file that is not a usable video never enters the store), and writes its results to the staging area.
 ``finalize_crawl`` is the single writer: it merges ``bronze.videos``, settles ``silver.ads``,
 quarantines failures, and checks that every manifest row ended in exactly one place.
 """
@@ -12,33 +12,28 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import hashlib
 import json
 import math
 import os
-import random
 import shutil
 import time
 import zlib
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlparse
 
-import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from adlake.config import CrawlConf, Settings
+from adlake.config import RerunConf, Settings
+from adlake.ingest.download import FetchError, download_all
 from adlake.lake import Lake, Quarantine, QuarantineRecord, count_values
 from adlake.lake.sql import sql_literal
-from adlake.media.probe import ProbeError, probe_video
+from adlake.media.probe import probe_video
 from adlake.media.store import MediaStore
-from schemas.registry import ADS, CRAWL_MANIFEST, VIDEOS
+from schemas.registry import ADS, CRAWL_MANIFEST, QUARANTINE, VIDEOS
 
 STAGE = "ingest.crawl"
-CHUNK = 1 << 16
 
 RESULT_SCHEMA = pa.schema([
     ("ad_id", pa.string()), ("url", pa.string()), ("ok", pa.bool_()), ("video_id", pa.string()),
@@ -47,157 +42,6 @@ RESULT_SCHEMA = pa.schema([
     ("height", pa.int32()), ("fps", pa.float64()), ("vcodec", pa.string()), ("acodec", pa.string()),
     ("has_audio", pa.bool_()), ("format_name", pa.string()),
 ])
-
-
-class FetchError(Exception):
-    def __init__(self, error_class: str, message: str, retryable: bool = False):
-        super().__init__(message)
-        self.error_class = error_class
-        self.retryable = retryable
-
-
-@dataclass
-class Fetched:
-    video_id: str
-    key: str
-    bytes: int
-    cached: bool
-    attempts: int
-
-
-# -- downloading ------------------------------------------------------------------------------------
-class Downloader:
-    """Streams URLs into the media store; one instance per crawl task."""
-
-    def __init__(self, store: MediaStore, conf: CrawlConf, allowed_schemes: list[str], seed: int | None = None):
-        self.store, self.conf, self.allowed = store, conf, set(allowed_schemes)
-        self.rng = random.Random(seed)
-        self._hosts: dict[str, asyncio.Semaphore] = {}
-        self._global = asyncio.Semaphore(conf.concurrency)
-
-    def backoff(self, attempt: int) -> float:
-        """Full jitter: uniform in [0, min(cap, base * 2^attempt)]."""
-        return self.rng.uniform(0, min(self.conf.backoff_max_s, self.conf.backoff_base_s * 2 ** attempt))
-
-    async def fetch(self, client: httpx.AsyncClient, url: str) -> Fetched:
-        scheme = urlparse(url).scheme
-        if scheme not in self.allowed:
-            raise FetchError("bad_url", f"scheme {scheme!r} is not allowed (allowed: {sorted(self.allowed)})")
-        known = self.store.recall_url(url)
-        if known:
-            return Fetched(known["video_id"], known["key"], known["bytes"], cached=True, attempts=0)
-        host = urlparse(url).netloc or "local"
-        sem = self._hosts.setdefault(host, asyncio.Semaphore(self.conf.per_host))
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                async with self._global, sem:
-                    fetched = await asyncio.wait_for(self._attempt(client, url, scheme), self.conf.deadline_s)
-                fetched.attempts = attempt
-                return fetched
-            except TimeoutError:
-                err = FetchError("timeout", f"no complete response within {self.conf.deadline_s:.0f} s", True)
-            except FetchError as e:
-                err = e
-            if not err.retryable or attempt > self.conf.retries:
-                err.args = (f"{err.args[0]} (after {attempt} attempt{'s' if attempt > 1 else ''})",)
-                raise err
-            await asyncio.sleep(self.backoff(attempt - 1))
-
-    async def _attempt(self, client: httpx.AsyncClient, url: str, scheme: str) -> Fetched:
-        tmp = self.store.tmp_file()
-        digest, size = hashlib.sha256(), 0
-        try:
-            with open(tmp, "wb") as out:
-                if scheme in ("http", "https"):
-                    size = await self._http(client, url, out, digest)
-                elif scheme == "file":
-                    size = await asyncio.to_thread(self._copy_file, urlparse(url).path, out, digest)
-                else:
-                    size = await asyncio.to_thread(self._copy_fsspec, url, out, digest)
-            # The URL index first, the blob second: a blob in the store always has its URL recorded, so
-            # a crawl killed between the two steps never refetches a finished download.
-            key = self.store.blob_key(digest.hexdigest())
-            self.store.remember_url(url, {"video_id": digest.hexdigest(), "key": key, "bytes": size})
-            key, _ = self.store.commit(tmp, digest.hexdigest())
-            return Fetched(digest.hexdigest(), key, size, cached=False, attempts=1)
-        finally:
-            tmp.unlink(missing_ok=True)
-
-    def _check_size(self, size: int) -> None:
-        if size > self.conf.max_bytes:
-            raise FetchError("too_large", f"larger than the limit of {self.conf.max_bytes:,} bytes")
-
-    async def _http(self, client: httpx.AsyncClient, url: str, out, digest) -> int:
-        size = 0
-        try:
-            async with client.stream("GET", url) as response:
-                if response.status_code >= 500:
-                    raise FetchError("http_error", f"HTTP {response.status_code}", retryable=True)
-                if response.status_code >= 400:
-                    raise FetchError("http_error", f"HTTP {response.status_code}")
-                length = response.headers.get("content-length")
-                if length and length.isdigit():
-                    self._check_size(int(length))
-                async for chunk in response.aiter_raw(CHUNK):
-                    size += len(chunk)
-                    self._check_size(size)
-                    digest.update(chunk)
-                    out.write(chunk)
-                if length and length.isdigit() and size != int(length):
-                    raise FetchError("connection_error", f"body ended after {size} of {length} bytes", True)
-        except httpx.TimeoutException as e:
-            raise FetchError("timeout", f"{type(e).__name__}: {e or 'timed out'}", retryable=True) from e
-        except httpx.TransportError as e:
-            raise FetchError("connection_error", f"{type(e).__name__}: {e}", retryable=True) from e
-        return size
-
-    def _copy_file(self, path: str, out, digest) -> int:
-        try:
-            src = open(path, "rb")  # noqa: SIM115 - closed below
-        except FileNotFoundError as e:
-            raise FetchError("http_error", f"no such file: {path}") from e
-        with src:
-            return self._copy(src, out, digest)
-
-    def _copy_fsspec(self, url: str, out, digest) -> int:
-        import fsspec
-
-        try:
-            with fsspec.open(url, "rb") as src:
-                return self._copy(src, out, digest)
-        except FileNotFoundError as e:
-            raise FetchError("http_error", f"not found: {url}") from e
-        except OSError as e:
-            raise FetchError("connection_error", f"{type(e).__name__}: {e}", retryable=True) from e
-
-    def _copy(self, src, out, digest) -> int:
-        size = 0
-        while chunk := src.read(CHUNK):
-            size += len(chunk)
-            self._check_size(size)
-            digest.update(chunk)
-            out.write(chunk)
-        return size
-
-
-async def download_all(store: MediaStore, settings: Settings, urls: list[str],
-                       seed: int | None = None) -> dict[str, Fetched | FetchError]:
-    conf = settings.ingest.crawl
-    downloader = Downloader(store, conf, settings.ingest.allowed_schemes, seed)
-    timeout = httpx.Timeout(connect=conf.connect_timeout_s, read=conf.read_timeout_s,
-                            write=conf.read_timeout_s, pool=None)
-    limits = httpx.Limits(max_connections=conf.concurrency, max_keepalive_connections=conf.concurrency)
-    async with httpx.AsyncClient(timeout=timeout, limits=limits, follow_redirects=True, trust_env=False,
-                                 headers={"User-Agent": "adlake-crawler/0.1"}) as client:
-        async def one(url: str) -> tuple[str, Fetched | FetchError]:
-            try:
-                return url, await downloader.fetch(client, url)
-            except FetchError as e:
-                return url, e
-        pairs = await asyncio.gather(*(one(u) for u in urls))
-    return dict(pairs)
 
 
 # -- one crawl shard ---------------------------------------------------------------------------------
@@ -225,12 +69,14 @@ def plan_shards(lake: Lake, crawl_date: dt.date) -> list[dict[str, int]]:
     return [{"shard": i, "shards": shards} for i in range(shards)]
 
 
-def _probe_one(path: Path, settings: Settings) -> dict[str, Any]:
-    p = settings.ingest.probe
-    try:
-        return {"ok": True, **probe_video(path, p.formats, p.timeout_s, p.check_packets).as_dict()}
-    except ProbeError as e:
-        return {"ok": False, "error_class": e.error_class, "message": str(e)}
+def admission(settings: Settings):
+    """The crawl's admission check: a usable video (probe), kept in the store unless too long to use."""
+    p, max_s = settings.ingest.probe, settings.ingest.max_duration_s
+
+    def admit(path: Path) -> tuple[dict[str, Any], bool]:
+        facts = probe_video(path, p.formats, p.timeout_s, p.check_packets).as_dict()  # ProbeError: rejected
+        return facts, facts["duration_s"] <= max_s
+    return admit
 
 
 @dataclass
@@ -258,20 +104,7 @@ def crawl_shard(lake: Lake, crawl_date: dt.date, shard: int, shards: int) -> Sha
     ads = pending_ads(lake, crawl_date).to_pylist()
     mine = sorted((a for a in ads if shard_of(a["ad_id"], shards) == shard), key=lambda a: a["ad_id"])
     urls = sorted({a["source_uri"] for a in mine})
-    fetched = asyncio.run(download_all(store, settings, urls, seed=shard))
-    # Probe each distinct blob once, in parallel (ffprobe is a subprocess).
-    keys = sorted({f.key for f in fetched.values() if isinstance(f, Fetched)})
-
-    def probe_key(key: str) -> tuple[str, dict]:
-        path, temporary = store.local_copy(key)
-        try:
-            return key, _probe_one(path, settings)
-        finally:
-            if temporary:
-                path.unlink(missing_ok=True)
-
-    with ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1)) as pool:
-        probes = dict(pool.map(probe_key, keys))
+    fetched = asyncio.run(download_all(store, settings, urls, seed=shard, admit=admission(settings)))
     rows = []
     for ad in mine:
         url, got = ad["source_uri"], fetched[ad["source_uri"]]
@@ -279,9 +112,9 @@ def crawl_shard(lake: Lake, crawl_date: dt.date, shard: int, shards: int) -> Sha
         if isinstance(got, FetchError):
             row.update(ok=False, error_class=got.error_class, message=str(got), attempts=None)
         else:
-            probe = probes[got.key]
-            row.update(video_id=got.video_id, media_uri=store.uri(got.key), bytes=got.bytes, cached=got.cached,
-                       attempts=got.attempts, **{k: v for k, v in probe.items() if k != "bytes"})
+            row.update(ok=True, video_id=got.video_id, media_uri=store.uri(got.key) if got.key else None,
+                       bytes=got.bytes, cached=got.cached, attempts=got.attempts,
+                       **{k: v for k, v in got.facts.items() if k != "bytes"})
         rows.append(row)
     table = pa.Table.from_pylist(rows, schema=RESULT_SCHEMA)
     out_dir = staging_dir(settings, crawl_date, lake.ctx.run_id)
@@ -296,6 +129,46 @@ def crawl_shard(lake: Lake, crawl_date: dt.date, shard: int, shards: int) -> Sha
                        downloaded=sum(1 for r in rows if r.get("ok") and not r.get("cached")),
                        cached=sum(1 for r in rows if r.get("cached")), failed=len(failed), by_error_class=by_class,
                        seconds=round(time.perf_counter() - t0, 2), staged=str(target))
+
+
+# -- what a later run fetches again -------------------------------------------------------------------
+def entity_key(crawl_date: dt.date, ad_id: str) -> str:
+    return f"{crawl_date.isoformat()}/{ad_id}"
+
+
+def retry_due(entry: dict[str, Any], url: str, conf: RerunConf, now: dt.datetime) -> bool:
+    """Whether a later run fetches the ad of an open crawl quarantine entry again (``ingest.crawl.rerun``)."""
+    try:
+        failed_url = json.loads(entry.get("payload") or "{}").get("url")
+    except (json.JSONDecodeError, AttributeError):
+        failed_url = None
+    if failed_url != url:
+        return True  # the manifest now names another URL
+    if entry["error_class"] not in conf.retry_classes or entry["attempts"] >= conf.max_attempts:
+        return False
+    last = entry["last_seen"] if entry["last_seen"].tzinfo else entry["last_seen"].replace(tzinfo=dt.UTC)
+    wait = min(conf.backoff_max_s, conf.backoff_s * 2 ** (entry["attempts"] - 1))
+    return now >= last + dt.timedelta(seconds=wait)
+
+
+def standing_failures(lake: Lake, crawl_date: dt.date, urls: dict[str, str]) -> tuple[set[str], list[str]]:
+    """Open crawl failures of a crawl date, given the ads the filter would queue (``ad_id → url``).
+
+    Returns the ads whose failure stands (not fetched again: they stay in ``ops.quarantine`` only) and
+    the entries that no longer apply (their ad is not queued: filtered now, or gone from the manifest),
+    for the caller to resolve.
+    """
+    entries = Quarantine(lake).entries(stage=STAGE, partition=crawl_date.isoformat()).to_pylist()
+    now, conf = dt.datetime.now(dt.UTC), lake.settings.ingest.crawl.rerun
+    prefix = f"{crawl_date.isoformat()}/"
+    standing, stale = set(), []
+    for entry in entries:
+        ad_id = entry["entity_key"][len(prefix):]
+        if ad_id not in urls:
+            stale.append(entry["entity_key"])
+        elif not retry_due(entry, urls[ad_id], conf, now):
+            standing.add(ad_id)
+    return standing, stale
 
 
 # -- settling the crawl ------------------------------------------------------------------------------
@@ -347,6 +220,7 @@ class ReconciliationError(RuntimeError):
 
 def finalize_crawl(lake: Lake, crawl_date: dt.date) -> dict[str, Any]:
     settings = lake.settings
+    before = [lake.latest_version(t) for t in (VIDEOS, ADS, QUARANTINE)]
     folder = staging_dir(settings, crawl_date, lake.ctx.run_id)
     files = sorted(folder.glob("shard-*.parquet")) if folder.exists() else []
     results = pa.concat_tables([pq.read_table(f, schema=RESULT_SCHEMA) for f in files]) if files else \
@@ -379,10 +253,10 @@ def finalize_crawl(lake: Lake, crawl_date: dt.date) -> dict[str, Any]:
             settled.append(ad)
             continue
         if not r["ok"]:
-            records.append(QuarantineRecord(STAGE, f"{crawl_date.isoformat()}/{ad['ad_id']}", r["error_class"],
+            records.append(QuarantineRecord(STAGE, entity_key(crawl_date, ad["ad_id"]), r["error_class"],
                                             r["message"], crawl_date.isoformat(), {"url": r["url"]}))
             continue
-        succeeded.append(f"{crawl_date.isoformat()}/{ad['ad_id']}")
+        succeeded.append(entity_key(crawl_date, ad["ad_id"]))
         too_long = r["duration_s"] > max_s
         settled.append({**ad, "status": "filtered" if too_long else "selected", "reason": "too_long" if too_long else None,
                         "video_id": None if too_long else r["video_id"], "updated_at": now, "run_id": run_id})
@@ -399,7 +273,8 @@ def finalize_crawl(lake: Lake, crawl_date: dt.date) -> dict[str, Any]:
     summary = {"reconciliation": rec.as_dict(),
                "wrote": {VIDEOS.name: videos_write.version if videos_write else lake.version(VIDEOS),
                          ADS.name: ads_write.version},
-               "results": len(rows), "quarantined_now": len(records)}
+               "results": len(rows), "quarantined_now": len(records),
+               "changed": [lake.latest_version(t) for t in (VIDEOS, ADS, QUARANTINE)] != before}
     if not rec.balanced:
         raise ReconciliationError(f"crawl {crawl_date} does not reconcile: {json.dumps(rec.as_dict())}")
     return summary

@@ -9,15 +9,20 @@ the crawl gives it a video). Rows that break the contract go to ``ops.quarantine
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import shutil
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import fsspec
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.dataset as pads
 
+from adlake.ingest.crawl import STAGE as CRAWL_STAGE
+from adlake.ingest.crawl import standing_failures
 from adlake.ingest.manifest import (
     OPTIONAL,
     REQUIRED,
@@ -26,11 +31,15 @@ from adlake.ingest.manifest import (
     ManifestError,
     check_rows,
     manifest_format,
+    missing_required,
+    parse_json_rows,
+    require_columns,
 )
+from adlake.ingest.urls import UrlRules
 from adlake.lake import Lake, Quarantine, QuarantineRecord, count_values
 from adlake.lake.sql import sql_literal
 from adlake.spark import spark_session
-from schemas.registry import ADS, CRAWL_MANIFEST
+from schemas.registry import ADS, CRAWL_MANIFEST, QUARANTINE
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -39,7 +48,7 @@ CHECKED_DDL = (
     "ad_id string, url string, product_id string, product_name string, selling_points array<string>, "
     "industry string, advertiser_id string, title string, play_count long, like_count long, "
     "published_at timestamp, duration_s double, error_class string, error_message string, payload string, "
-    "row_number long"
+    "present int, row_number long"
 )
 # Reasons decided after the crawl; a rerun of the filter keeps them instead of re-queuing the ad.
 CRAWL_REASONS = ("too_long",)  # when the filter itself passed the ad, only the probe can have said so
@@ -58,6 +67,8 @@ class FilterResult:
     by_reason: dict[str, int]
     pending: int
     kept_from_earlier_runs: int
+    still_quarantined: int  # ads whose crawl failure stands (ingest.crawl.rerun): not fetched again
+    changed: bool  # some table got a new version
     versions: dict[str, int | None] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -65,24 +76,39 @@ class FilterResult:
 
 
 def read_manifest_spark(spark: SparkSession, uri: str) -> DataFrame:
+    """The manifest as one JSON object text per row (``_json``) or a row's raw text (``_corrupt``), in file
+    order. Nothing is inferred: the checks type every value of every row by itself, so one odd row cannot
+    change how the others are read. CSV is RFC 4180 (doubled quotes, quoted newlines); a row with the wrong
+    number of fields is ``_corrupt``. A Parquet or CSV file without the required columns is refused whole."""
     from pyspark.sql import functions as F
+    from pyspark.sql import types as T
 
     fmt = manifest_format(uri)
-    if fmt == "parquet":
-        df = spark.read.parquet(uri)
-    elif fmt == "csv":
-        df = spark.read.option("header", True).option("inferSchema", False).option("mode", "PERMISSIVE").csv(uri)
+    none = F.lit(None).cast("string")
+    if fmt == "jsonl":
+        lines = spark.read.text(uri).where(F.trim(F.col("value")) != "")
+        return lines.select(F.col("value").alias("_json"), none.alias("_corrupt"))
+    if fmt == "csv":
+        header = csv_header(uri)
+        require_columns(uri, header)
+        schema = T.StructType([T.StructField(c, T.StringType()) for c in header]
+                              + [T.StructField("_corrupt", T.StringType())])
+        df = (spark.read.schema(schema).option("header", True).option("enforceSchema", True)
+              .option("multiLine", True).option("quote", '"').option("escape", '"').option("mode", "PERMISSIVE")
+              .option("columnNameOfCorruptRecord", "_corrupt").csv(uri))
     else:
-        df = (spark.read.option("mode", "PERMISSIVE").option("columnNameOfCorruptRecord", "_unparseable")
-              .json(uri))
-    missing = [c for c in REQUIRED if c not in df.columns]
-    if missing:
-        raise ManifestError(f"{uri}: required column(s) {missing} missing; found {df.columns}")
-    for c in OPTIONAL:
-        if c not in df.columns:
-            df = df.withColumn(c, F.lit(None).cast("string"))
-    keep = [*REQUIRED, *OPTIONAL] + (["_unparseable"] if "_unparseable" in df.columns else [])
-    return df.select(*keep)
+        df = spark.read.parquet(uri)
+        require_columns(uri, df.columns)
+        df = df.withColumn("_corrupt", none)
+    kinds = dict(df.dtypes)
+    fields = [(F.when(~F.isnan(c), F.col(c)) if kinds[c] in ("double", "float") else F.col(c)).alias(c)
+              for c in (*REQUIRED, *OPTIONAL) if c in kinds]
+    return df.select(F.when(F.col("_corrupt").isNull(), F.to_json(F.struct(*fields))).alias("_json"), "_corrupt")
+
+
+def csv_header(uri: str) -> list[str]:
+    with fsspec.open(uri, "rt", encoding="utf-8-sig", errors="replace", newline="") as f:
+        return next(csv.reader(f), [])
 
 
 def with_row_numbers(df: DataFrame) -> DataFrame:
@@ -104,13 +130,13 @@ def with_row_numbers(df: DataFrame) -> DataFrame:
             .drop("_pid", "_mid", "_opid", "_offset"))
 
 
-def _checker(allowed_schemes: list[str]):
+def _checker(rules: UrlRules):
     def check(batches):
         for pdf in batches:
-            row_numbers = pdf.pop("row_number").to_numpy()
-            raw = pdf.astype(object).where(pdf.notna(), None).reset_index(drop=True)
-            out = check_rows(raw, allowed_schemes)
-            out["row_number"] = row_numbers
+            raw = parse_json_rows([None if pd.isna(v) else v for v in pdf["_json"]],
+                                  [None if pd.isna(v) else v for v in pdf["_corrupt"]])
+            out = check_rows(raw, rules)
+            out["row_number"] = pdf["row_number"].to_numpy()
             yield out
     return check
 
@@ -152,8 +178,20 @@ def _stage(df: DataFrame, path: str) -> pa.Table:
     return pads.dataset(path, format="parquet").to_table()
 
 
-def _keep_crawl_outcomes(lake: Lake, decisions: pa.Table, crawl_date: dt.date) -> tuple[pa.Table, int]:
-    """A rerun must not undo the crawl: pending ads that already have an outcome keep it."""
+def _keep_crawl_outcomes(lake: Lake, decisions: pa.Table, crawl_date: dt.date) -> tuple[pa.Table, int, int]:
+    """A rerun must not undo the crawl: pending ads that already have an outcome keep it, and ads whose
+    crawl failed stay in ``ops.quarantine`` unless ``ingest.crawl.rerun`` says to fetch them again."""
+    pending = decisions.filter(pc.equal(decisions["status"], PENDING))
+    standing, stale = standing_failures(lake, crawl_date, dict(zip(pending["ad_id"].to_pylist(),
+                                                                    pending["source_uri"].to_pylist(), strict=True)))
+    Quarantine(lake).resolve(CRAWL_STAGE, stale)  # their ads are filtered now, or gone from the manifest
+    if standing:
+        decisions = decisions.filter(pc.invert(pc.is_in(decisions["ad_id"], pa.array(sorted(standing)))))
+    decisions, kept = _keep_done(lake, decisions, crawl_date)
+    return decisions, kept, len(standing)
+
+
+def _keep_done(lake: Lake, decisions: pa.Table, crawl_date: dt.date) -> tuple[pa.Table, int]:
     if not lake.exists(ADS):
         return decisions, 0
     current = lake.read(ADS, where=f"crawl_date = {sql_literal(crawl_date)}")
@@ -176,6 +214,7 @@ def run_filter(lake: Lake, manifest_uri: str, crawl_date: dt.date) -> FilterResu
     spark = spark_session(settings)
     quarantine = Quarantine(lake)
     partition = crawl_date.isoformat()
+    before = [lake.latest_version(t) for t in (CRAWL_MANIFEST, ADS, QUARANTINE)]
     try:
         raw = read_manifest_spark(spark, manifest_uri)
     except ManifestError as e:
@@ -187,7 +226,15 @@ def run_filter(lake: Lake, manifest_uri: str, crawl_date: dt.date) -> FilterResu
         raise err from e
 
     numbered = with_row_numbers(raw)
-    checked = numbered.mapInPandas(_checker(settings.ingest.allowed_schemes), CHECKED_DDL).localCheckpoint()
+    if manifest_format(manifest_uri) == "csv":  # a multi-line CSV is read by one task; check it in parallel
+        numbered = numbered.repartition(int(spark.conf.get("spark.sql.shuffle.partitions")))
+    checked = numbered.mapInPandas(_checker(UrlRules.of(settings.ingest)), CHECKED_DDL).localCheckpoint()
+    mask = checked.agg(F.bit_or("present").alias("m")).first()["m"]
+    if mask is not None and missing_required(mask):  # JSONL: no row at all names a required field
+        err = ManifestError(f"{manifest_uri}: no row has required field(s) {missing_required(mask)}")
+        quarantine.add([QuarantineRecord(STAGE, f"{partition}/{manifest_uri}", err.error_class, str(err), partition)])
+        raise err
+    checked = checked.drop("present")
     ok = checked.where(F.col("error_class").isNull())
     # Materialised once: the landed rows, the decisions and the rejects all derive from it.
     ranked = ok.withColumn("_id_rank", F.row_number().over(Window.partitionBy("ad_id").orderBy("row_number")))
@@ -220,13 +267,13 @@ def run_filter(lake: Lake, manifest_uri: str, crawl_date: dt.date) -> FilterResu
 
     manifest_write = lake.overwrite_partition(CRAWL_MANIFEST, landed.select(CRAWL_MANIFEST.schema.names),
                                               {"crawl_date": crawl_date})
-    decisions, kept = _keep_crawl_outcomes(lake, decisions.select(ADS.schema.names), crawl_date)
+    decisions, kept, standing = _keep_crawl_outcomes(lake, decisions.select(ADS.schema.names), crawl_date)
     ads_write = lake.overwrite_partition(ADS, decisions, {"crawl_date": crawl_date})
 
     records = [QuarantineRecord(STAGE, f"{partition}/{r['ad_id'] or '-'}@row{r['row_number']}", r["error_class"],
                                 r["error_message"], partition, r["payload"]) for r in bad.to_pylist()]
     if records:
-        quarantine.add(records)
+        quarantine.add(records, deterministic=True)
     # Entries of this crawl date that this landing no longer rejects were fixed upstream.
     still_bad = {r.entity_key for r in records}
     stale = quarantine.entries(stage=STAGE, partition=partition)["entity_key"].to_pylist()
@@ -239,5 +286,6 @@ def run_filter(lake: Lake, manifest_uri: str, crawl_date: dt.date) -> FilterResu
         quarantined=bad.num_rows, by_error_class=by_class,
         filtered=int(pc.sum(pc.equal(statuses, "filtered")).as_py() or 0),
         by_reason=count_values(decisions["reason"].to_pylist()), pending=int(pc.sum(pc.equal(statuses, PENDING)).as_py() or 0),
-        kept_from_earlier_runs=kept,
+        kept_from_earlier_runs=kept, still_quarantined=standing,
+        changed=[lake.latest_version(t) for t in (CRAWL_MANIFEST, ADS, QUARANTINE)] != before,
         versions={CRAWL_MANIFEST.name: manifest_write.version, ADS.name: ads_write.version})

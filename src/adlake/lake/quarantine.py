@@ -57,7 +57,10 @@ class Quarantine:
         rows = self.lake.read(QUARANTINE, where=where).to_pylist()
         return {(r["stage"], r["entity_key"]): r for r in rows if (r["stage"], r["entity_key"]) in keys}
 
-    def add(self, records: Iterable[QuarantineRecord]) -> WriteResult:
+    def add(self, records: Iterable[QuarantineRecord], deterministic: bool = False) -> WriteResult:
+        """Record failures. ``deterministic``: the stage's verdict is a pure function of its input (the
+        manifest checks), so the same failure on the same input, seen again by a later run, is no new
+        attempt and changes nothing."""
         latest = {(r.stage, r.entity_key): r for r in records}
         existing = self._existing(set(latest))
         run_id, now = self.lake.ctx.run_id, _now()
@@ -69,6 +72,9 @@ class Quarantine:
                    "status": "open", "resolved_at": None, "run_id": run_id}
             if old is None:
                 row.update(attempts=1, first_seen=now, last_seen=now)
+            elif deterministic and old["status"] == "open" and all(
+                    old[k] == row[k] for k in ("error_class", "message", "partition", "payload")):
+                continue
             elif old["run_id"] == run_id and old["status"] == "open":
                 # A retry inside the same run is the same attempt.
                 row.update(attempts=old["attempts"], first_seen=old["first_seen"], last_seen=old["last_seen"])
