@@ -10,7 +10,7 @@ APT_PACKAGES := ffmpeg espeak-ng sox fonts-dejavu-core postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export ADLAKE_HOME ?= $(CURDIR)/.adlake
 
-.PHONY: setup system-deps java python-deps demo test test-fast bench lint clean up down status screenshot
+.PHONY: setup system-deps java python-deps demo test test-fast bench lint clean up down status screenshot cluster-up cluster-down cluster-status
 
 setup: system-deps java python-deps ## install everything the project needs (idempotent)
 
@@ -53,6 +53,15 @@ down: ## stop the service stack; no process of it is left
 
 status:
 	ADLAKE_ENV=$${ADLAKE_ENV:-service} $(BIN)/adlake status
+
+cluster-up: setup ## the local cluster: S3 object store (moto), Spark master + 2 workers, Ray head + 1 node
+	ADLAKE_ENV=$${ADLAKE_ENV:-cluster.local} $(BIN)/adlake cluster up
+
+cluster-down: ## stop the local cluster; no process of it is left
+	@if [ -x $(BIN)/adlake ]; then ADLAKE_ENV=$${ADLAKE_ENV:-cluster.local} $(BIN)/adlake cluster down; else echo "nothing installed, nothing running"; fi
+
+cluster-status:
+	ADLAKE_ENV=$${ADLAKE_ENV:-cluster.local} $(BIN)/adlake cluster status
 
 screenshot: ## the Airflow UI of the running stack through headless Chromium: docs/airflow-*.png
 	@command -v chromium >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium >/dev/null; }

@@ -42,7 +42,8 @@ def test_cluster_example_needs_its_secrets_from_the_environment(home: Path, monk
                                                                tmp_path: Path) -> None:
     conf = Path(__file__).resolve().parents[1] / "conf"
     (tmp_path / "conf").mkdir()
-    (tmp_path / "conf" / "base.yaml").write_text((conf / "base.yaml").read_text())
+    for name in ("base", "local"):
+        (tmp_path / "conf" / f"{name}.yaml").write_text((conf / f"{name}.yaml").read_text())
     (tmp_path / "conf" / "cluster.yaml").write_text((conf / "cluster.example.yaml").read_text())
     monkeypatch.setenv("ADLAKE_CONF_DIR", str(tmp_path / "conf"))
     monkeypatch.setenv("ADLAKE_ENV", "cluster")
@@ -53,9 +54,28 @@ def test_cluster_example_needs_its_secrets_from_the_environment(home: Path, monk
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "secret")
     s = load_settings()
     assert s.lake.uri == "s3://adlake-prod/lake"
-    assert s.ray.address == "ray://ray-head:10001"
+    assert s.ray.address == "ray-head:6379"
     assert s.spark.master == "spark://spark-master:7077"
     assert s.lake.storage_options["AWS_REGION"] == "us-east-1"
+
+
+def test_the_local_cluster_profile_has_the_shape_of_the_template() -> None:
+    """conf/cluster.local.yaml (make cluster-up) and the real-cluster template differ only in values."""
+    import yaml
+
+    conf = Path(__file__).resolve().parents[1] / "conf"
+
+    def leaves(d: dict, prefix: str = "") -> set[str]:
+        out = set()
+        for k, v in d.items():
+            out |= leaves(v, f"{prefix}{k}.") if isinstance(v, dict) and k != "storage_options" else {prefix + k}
+        return out
+    local = yaml.safe_load((conf / "cluster.local.yaml").read_text())
+    example = yaml.safe_load((conf / "cluster.example.yaml").read_text())
+    assert leaves(local) <= leaves(example)
+    for section in ("lake", "media"):  # the same storage options, endpoints aside
+        assert set(local[section]["storage_options"]) - {"AWS_ENDPOINT_URL", "AWS_ALLOW_HTTP", "endpoint_url"} == \
+            set(example[section]["storage_options"])
 
 
 def test_unknown_keys_are_rejected(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:

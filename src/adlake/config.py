@@ -64,6 +64,7 @@ class SparkConf(_Section):
 
 class RayConf(_Section):
     address: str | None = None
+    auth_token_path: str | None = None  # a cluster with token authentication: the token file (relative: to home)
     num_cpus: int | None = None
     object_store_mb: int = Field(512, gt=0)  # local Ray only: bounds the object store on a small machine
 
@@ -108,6 +109,21 @@ class ServiceConf(_Section):
     admin_user: str
     admin_password: str | None  # null: generated once under <home>/service
     parallelism: int = Field(gt=0)  # LocalExecutor: task processes at once
+    startup_timeout_s: float = Field(gt=0)
+    stop_timeout_s: float = Field(gt=0)
+
+
+class ClusterConf(_Section):
+    """The local cluster of `adlake cluster up`; defaults in base.yaml. Where each engine listens comes from
+    the profile's own URLs (spark.master, ray.address, lake.storage_options.AWS_ENDPOINT_URL)."""
+
+    spark_ui_port: int = Field(gt=0, lt=65536)  # the master's; worker i: + i
+    spark_workers: int = Field(ge=1)
+    spark_worker_cores: int = Field(ge=1)
+    spark_worker_memory: str
+    ray_nodes: int = Field(ge=1)  # the head included
+    ray_cpus_per_node: int = Field(ge=1)
+    ray_object_store_mb: int = Field(ge=64)
     startup_timeout_s: float = Field(gt=0)
     stop_timeout_s: float = Field(gt=0)
 
@@ -456,6 +472,7 @@ class Settings(BaseSettings):
     datasets: DatasetsConf = Field(default_factory=DatasetsConf)
     evaluate: EvaluateConf = Field(default_factory=EvaluateConf)
     service: ServiceConf | None = None  # conf/base.yaml always sets it
+    cluster: ClusterConf | None = None  # conf/base.yaml always sets it
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -480,6 +497,8 @@ class Settings(BaseSettings):
         self.airflow.home = self.airflow.home or str(h / "airflow")
         self.ingest.landing_uri = self.ingest.landing_uri or str(h / "landing")
         self.ingest.file_roots = [str((h / r).resolve()) for r in self.ingest.file_roots]
+        if self.ray.auth_token_path:
+            self.ray.auth_token_path = str(h / self.ray.auth_token_path)
         return self
 
     def public_dict(self) -> dict[str, Any]:

@@ -199,7 +199,15 @@ class EmbedResult:
         return asdict(self)
 
 
+def ray_auth_env(settings: Settings) -> dict[str, str]:
+    """What a Ray client or node needs to join a cluster with token authentication (``ray.auth_token_path``)."""
+    path = settings.ray.auth_token_path
+    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": path} if path else {}
+
+
 def ray_init(settings: Settings) -> None:
+    if settings.ray.address:  # Ray reads its auth settings when it is imported: set them first
+        os.environ.update(ray_auth_env(settings))
     import ray
 
     if ray.is_initialized():

@@ -8,13 +8,16 @@ re-merge of the same rows and a rewrite of a partition with the same content com
 from __future__ import annotations
 
 import datetime as dt
+import random
+import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
 from deltalake import CommitProperties, DeltaTable, QueryBuilder, Transaction, write_deltalake
-from deltalake.exceptions import TableNotFoundError
+from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
 from adlake.lake.schema import SchemaDriftError, conform
 from adlake.lake.sql import quote, sql_literal
@@ -233,14 +236,17 @@ class Lake:
         batch_rows = self.settings.lake.merge_batch_rows
         for offset in range(0, data.num_rows, batch_rows):
             batch = data.slice(offset, batch_rows)
-            merger = table.merge(batch, on, source_alias="s", target_alias="t",
-                                 commit_properties=self._commit(spec, "merge", batch_offset=offset))
-            if changed:
-                merger = merger.when_matched_update_all(predicate=changed)
-            metrics = merger.when_not_matched_insert_all().execute()
+
+            def merge_batch(batch=batch, offset=offset) -> dict:
+                merger = self.table(spec).merge(batch, on, source_alias="s", target_alias="t",
+                                                commit_properties=self._commit(spec, "merge", batch_offset=offset))
+                if changed:
+                    merger = merger.when_matched_update_all(predicate=changed)
+                return merger.when_not_matched_insert_all().execute()
+            metrics = self._on_conflict_rerun(spec, merge_batch)
             inserted += metrics["num_target_rows_inserted"]
             updated += metrics["num_target_rows_updated"]
-            table = self.table(spec)
+        table = self.table(spec)
         return WriteResult(spec.name, "merge", table.version(), data.num_rows,
                            skipped=inserted == updated == 0, inserted=inserted, updated=updated)
 
@@ -255,17 +261,34 @@ class Lake:
             values = pc.unique(data[column]).to_pylist()
             if values and values != [value]:
                 raise ValueError(f"{spec.name}: rows for partition {column}={value!r} carry {column}={values}")
-        table = self.ensure(spec)
+        self.ensure(spec)
         predicate = " AND ".join(f"{quote(c)} = {sql_literal(v)}" for c, v in partition.items())
-        existing = self._query(spec, table, None, predicate)
-        if _sorted_content(spec, existing).equals(_sorted_content(spec, data)):
-            return WriteResult(spec.name, "overwrite_partition", table.version(), data.num_rows, skipped=True,
-                               note="partition already holds these rows")
-        props = self._commit(spec, "overwrite_partition", partition=predicate)
-        if data.num_rows == 0:
-            table.delete(predicate, commit_properties=props)
-        else:
-            write_deltalake(table, data, mode="overwrite", predicate=predicate,
-                            storage_options=self.storage_options, commit_properties=props)
-        return WriteResult(spec.name, "overwrite_partition", self.table(spec).version(), data.num_rows,
-                           inserted=data.num_rows, note=f"replaced {existing.num_rows} row(s)")
+
+        def replace() -> WriteResult:
+            table = self.table(spec)
+            existing = self._query(spec, table, None, predicate)
+            if _sorted_content(spec, existing).equals(_sorted_content(spec, data)):
+                return WriteResult(spec.name, "overwrite_partition", table.version(), data.num_rows, skipped=True,
+                                   note="partition already holds these rows")
+            props = self._commit(spec, "overwrite_partition", partition=predicate)
+            if data.num_rows == 0:
+                table.delete(predicate, commit_properties=props)
+            else:
+                write_deltalake(table, data, mode="overwrite", predicate=predicate,
+                                storage_options=self.storage_options, commit_properties=props)
+            return WriteResult(spec.name, "overwrite_partition", self.table(spec).version(), data.num_rows,
+                               inserted=data.num_rows, note=f"replaced {existing.num_rows} row(s)")
+        return self._on_conflict_rerun(spec, replace)
+
+    def _on_conflict_rerun(self, spec: TableSpec, write: Callable[[], Any]) -> Any:
+        """Run a read-modify-write again from the latest version when a concurrent commit conflicts with it
+        (delta-rs retries plain commits itself; a MERGE or replace that read the table must be rerun)."""
+        tries = self.settings.lake.max_commit_retries
+        for attempt in range(tries + 1):
+            try:
+                return write()
+            except CommitFailedError:
+                if attempt == tries:
+                    raise
+                time.sleep(random.uniform(0, min(2.0, 0.05 * 2 ** attempt)))
+        raise AssertionError("unreachable")

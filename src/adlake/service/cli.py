@@ -47,7 +47,73 @@ def _run(step) -> dict:
         raise typer.Exit(1) from e
 
 
+def _cluster():
+    from adlake.config import get_settings
+    from adlake.service.cluster import Cluster
+
+    return Cluster(get_settings())
+
+
+def _cluster_run(step) -> dict:
+    from adlake.service.cluster import ClusterError
+
+    try:
+        return step(say=lambda m: err.print(m))
+    except ClusterError as e:
+        err.print(f"[red]{e}[/]")
+        raise typer.Exit(1) from e
+
+
+def _print_cluster(status: dict) -> None:
+    for name, c in status["components"].items():
+        colour = {"running": "green", "unhealthy": "yellow"}.get(c["state"], "red")
+        out.print(f"  {name:<14} [{colour}]{c['state']:<9}[/] pid {c['pid'] or '-':<8} {c['log']}")
+    out.print(f"S3            {status['s3']['endpoint']}  buckets {status['s3']['buckets']}")
+    out.print(f"Spark         {status['spark']['master']}  (UI {status['spark']['ui']}, "
+              f"{len(status['spark']['workers'])} worker(s))")
+    out.print(f"Ray           {status['ray']['address']}  ({status['ray']['nodes']} node(s))")
+
+
+cluster_app = typer.Typer(help="The local cluster (ADLAKE_ENV=cluster.local): an S3 object store, Spark "
+                               "standalone, Ray.", no_args_is_help=True)
+
+
+@cluster_app.command("up")
+def cluster_up(as_json: JsonOpt = False) -> None:
+    """Start the object store, the Spark master and workers and the Ray nodes this profile points at."""
+    status = _cluster_run(_cluster().up)
+    if as_json:
+        print(json.dumps(status, indent=2))
+    else:
+        out.print(f"[bold]adlake cluster up[/] in {status['home']} (started: {status['started'] or 'nothing'})")
+        _print_cluster(status)
+
+
+@cluster_app.command("down")
+def cluster_down(as_json: JsonOpt = False) -> None:
+    """Stop every engine of the local cluster and check that none of its processes is left."""
+    result = _cluster_run(_cluster().down)
+    if as_json:
+        print(json.dumps(result, indent=2))
+    else:
+        out.print(f"stopped: {result['stopped'] or 'nothing was running'}; no process of the cluster is left")
+
+
+@cluster_app.command("status")
+def cluster_status(as_json: JsonOpt = False) -> None:
+    """Each engine's state; exit 1 unless all run."""
+    st = _cluster().status()
+    if as_json:
+        print(json.dumps(st, indent=2))
+    else:
+        _print_cluster(st)
+    if not st["up"]:
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
+    app.add_typer(cluster_app, name="cluster")
+
     @app.command()
     def up(as_json: JsonOpt = False) -> None:
         """Start the service stack (Postgres, MLflow server, Airflow api-server, scheduler, dag-processor,

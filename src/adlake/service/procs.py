@@ -111,9 +111,9 @@ def _reap(pid: int) -> None:
         pass
 
 
-def leftovers(home: Path) -> list[dict[str, object]]:
+def leftovers(home: Path, marker: str = MARKER) -> list[dict[str, object]]:
     """Live processes carrying this stack's marker, whoever their parent is."""
-    wanted = f"{MARKER}={home}".encode()
+    wanted = f"{marker}={home}".encode()
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit() or int(entry.name) == os.getpid():
@@ -127,18 +127,18 @@ def leftovers(home: Path) -> list[dict[str, object]]:
     return found
 
 
-def kill_leftovers(home: Path, timeout_s: float = 10.0) -> list[dict[str, object]]:
+def kill_leftovers(home: Path, timeout_s: float = 10.0, marker: str = MARKER) -> list[dict[str, object]]:
     """SIGTERM, then SIGKILL, every process still carrying the marker; what was found."""
-    found = leftovers(home)
+    found = leftovers(home, marker)
     for p in found:
         try:
             os.kill(int(p["pid"]), signal.SIGTERM)
         except ProcessLookupError:
             pass
     deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline and leftovers(home):
+    while time.monotonic() < deadline and leftovers(home, marker):
         time.sleep(0.2)
-    for p in leftovers(home):
+    for p in leftovers(home, marker):
         try:
             os.kill(int(p["pid"]), signal.SIGKILL)
         except ProcessLookupError:
