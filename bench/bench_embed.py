@@ -24,10 +24,11 @@ def run(frames: int | None = None) -> None:
 
     from adlake.config import get_settings
     from adlake.embed.encoders import EfficientNetLite0, decode_image
-    from adlake.embed.job import embed_pending, ray_init
+    from adlake.embed.job import embed_pending
     from adlake.lake import Lake
     from adlake.media.store import MediaStore
     from adlake.provenance import RunContext
+    from adlake.ray_session import ray_init
     from schemas.registry import FRAMES
 
     frames = frames or int(os.environ.get("ADLAKE_BENCH_FRAMES", "512"))

@@ -29,7 +29,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     crawl_date = parse_date(args.partition)
     ctx = context(JOB, args)
     lake = Lake(ctx)
-    manifest = args.manifest or find_manifest(ctx.settings.ingest.landing_uri, crawl_date)  # NoManifest: skip
+    manifest = args.manifest or find_manifest(ctx.settings.ingest.landing_uri, crawl_date,  # NoManifest: skip
+                                                  ctx.settings.lake.storage_options)
     # The input is the manifest file; silver.ads is read at its latest just before its partition is rewritten
     # (a read-modify-write keeps what the crawl decided), so no table is pinned.
     with job_run(ctx, params={"manifest": manifest, "crawl_date": crawl_date.isoformat(),

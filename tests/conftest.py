@@ -59,6 +59,13 @@ def cli_lake_counts() -> dict[str, int]:
     return {}
 
 
+@pytest.fixture(scope="session")
+def embedded_lake() -> dict[str, str]:
+    """The environment of the lake that `adlake run` built from ``corpus`` on the embedded default (filled by
+    tests/test_cli.py), for the cluster test to compare its lake of the same corpus with."""
+    return {}
+
+
 @contextlib.contextmanager
 def adlake_home(home: Path):
     """ADLAKE_HOME pointed at ``home`` for a module-scoped fixture (the function-scoped ``home`` cannot)."""
@@ -95,24 +102,7 @@ def queue_ads(lake, day, urls: dict[str, str]) -> None:
 
 
 def register_videos(lake, paths) -> list[str]:
-    """Put local video files straight into the media store and bronze.videos, as a crawl would, so parse
-    tests need neither Spark nor a crawl. Returns their video ids."""
-    import datetime as dt
+    """Local videos straight into the media store and bronze.videos (``adlake.synth.register``)."""
+    from adlake.synth.register import register_videos as register
 
-    import pyarrow as pa
-
-    from adlake.media.probe import probe_video
-    from adlake.media.store import MediaStore
-    from schemas.registry import VIDEOS
-
-    store = MediaStore(lake.settings)
-    rows = []
-    for path in paths:
-        key = store.put_file(Path(path), "videos")
-        probe = probe_video(Path(path), lake.settings.ingest.probe.formats).as_dict()
-        rows.append({"video_id": key.rsplit("/", 1)[1], "source_uri": f"file://{path}", "media_uri": store.uri(key),
-                     **{k: probe[k] for k in ("bytes", "duration_s", "width", "height", "fps", "vcodec", "acodec",
-                                              "has_audio", "format_name")},
-                     "probed_at": dt.datetime.now(dt.UTC), "run_id": "register"})
-    lake.merge(VIDEOS, pa.Table.from_pylist(rows, schema=VIDEOS.schema))
-    return [r["video_id"] for r in rows]
+    return register(lake, paths)

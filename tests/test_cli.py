@@ -225,7 +225,7 @@ def test_index_refresh_builds_exact_indexes_that_search_finds_and_skips_an_uncha
 @pytest.mark.slow
 @pytest.mark.airflow
 def test_training_sets_assigns_every_ad_once_scores_baselines_and_rebuilds_identically(
-        pipeline: Pipeline, cli_lake_counts: dict) -> None:
+        pipeline: Pipeline, cli_lake_counts: dict, embedded_lake: dict) -> None:
     pipeline.needs("train_tokenizer")
     home = pipeline.home
     # training_sets: every selected ad in one split, no leaks, a benchmark, baselines; a rebuild changes nothing
@@ -263,7 +263,9 @@ def test_training_sets_assigns_every_ad_once_scores_baselines_and_rebuilds_ident
     assert len(shown) == 3 and {"ad_id", "status", "video_id"} <= set(shown[0])
     assert json.loads(adlake(home, "show", "bronze.videos", "--version", "0", "--json").stdout) == []
     # what tests/test_service.py compares the scheduler-built lake of the same corpus with
-    cli_lake_counts.update(lake_state({**os.environ, "ADLAKE_HOME": str(home), "ADLAKE_ENV": "test"}, "2026-11-01"))
+    env = {**os.environ, "ADLAKE_HOME": str(home), "ADLAKE_ENV": "test"}
+    cli_lake_counts.update(lake_state(env, "2026-11-01"))
+    embedded_lake.update(env)  # and tests/test_cluster.py
 
 
 @pytest.mark.slow

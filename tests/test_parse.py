@@ -190,3 +190,4 @@ def test_commit_parse_with_nothing_staged_still_checks_the_reconciliation(home) 
         "probed_at": dt.datetime.now(dt.UTC), "run_id": "register"}], schema=VIDEOS.schema))
     with pytest.raises(ParseReconciliationError, match='"pending": 1'):  # a video in no place is an error
         main([])
+

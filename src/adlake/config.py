@@ -67,12 +67,14 @@ class RayConf(_Section):
     auth_token_path: str | None = None  # a cluster with token authentication: the token file (relative: to home)
     num_cpus: int | None = None
     object_store_mb: int = Field(512, gt=0)  # local Ray only: bounds the object store on a small machine
+    actor_start_timeout_s: int = Field(600, gt=0)  # an actor pool starts work once all its actors are up
 
 
 class MlflowConf(_Section):
     tracking_uri: str | None = None
     registry_uri: str | None = None
     artifact_root: str | None = None
+    s3_endpoint_url: str | None = None  # artifacts on s3:// at this endpoint (credentials: the lake's)
     experiment_prefix: str = "adlake"
     # an http(s) tracking server that does not answer fails the call within about
     # (http_retries + 1) × http_timeout_s plus the back-off, instead of MLflow's minutes of retries
@@ -218,7 +220,18 @@ class ClipsConf(_Section):
     max_duration_s: float = Field(120.0, gt=0)
 
 
+class ParseRayConf(_Section):
+    """parse.engine ray: one actor pool per stage; each actor loads its models once."""
+    hear_actors: int = Field(1, gt=0)  # soundtrack + ASR (WhisperX)
+    see_actors: int = Field(1, gt=0)  # decode, shots, 1 fps frames, clips
+    cpus_per_actor: float = Field(1.0, gt=0)
+    gpus_per_hear_actor: float = Field(0.0, ge=0)  # fractional: several ASR actors share a GPU
+    in_flight_per_actor: int = Field(1, gt=0)  # videos queued on an actor at once (bounded work in flight)
+
+
 class ParseConf(_Section):
+    engine: Literal["airflow", "ray"] = "airflow"  # mapped Airflow tasks, or Ray Data actor pools
+    ray: ParseRayConf = Field(default_factory=ParseRayConf)
     batch_size: int = Field(8, gt=0)  # videos per mapped parse task
     max_batches: int = Field(64, gt=0)
     shots: ShotsConf = Field(default_factory=ShotsConf)

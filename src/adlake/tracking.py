@@ -42,6 +42,14 @@ def configure(ctx: RunContext) -> None:
         os.environ["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = str(conf.http_retries)
         os.environ["MLFLOW_HTTP_REQUEST_TIMEOUT"] = str(conf.http_timeout_s)
         os.environ["MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR"] = str(conf.http_backoff_factor)
+    if conf.s3_endpoint_url and (conf.artifact_root or "").startswith("s3://"):
+        # MLflow's S3 artifact store is boto3: the endpoint and the lake's credentials through its environment
+        os.environ["MLFLOW_S3_ENDPOINT_URL"] = conf.s3_endpoint_url
+        lake = {k.upper(): v for k, v in ctx.settings.lake.storage_options.items()}
+        for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+            if lake.get(key):
+                os.environ.setdefault(key, lake[key])
+        os.environ.setdefault("AWS_DEFAULT_REGION", lake.get("AWS_REGION", "us-east-1"))
     mlflow.set_tracking_uri(conf.tracking_uri)
     mlflow.set_registry_uri(conf.registry_uri or conf.tracking_uri)
 

@@ -7,10 +7,9 @@ does what is missing. Ray runs locally by default and on a cluster when ``ray.ad
 
 from __future__ import annotations
 
-import os
 import threading
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -18,6 +17,7 @@ import pyarrow as pa
 
 from adlake.config import Settings, resolve_device
 from adlake.lake import Lake
+from adlake.ray_session import node_id, ray_init
 from schemas.registry import ASR_SENTENCES, CLIPS, EMBEDDINGS, FRAMES, PARSED_VIDEOS
 
 
@@ -139,7 +139,8 @@ class FrameEmbedder:
                 errors.append(f"{type(e).__name__}: {e}"[:500])
         with self._model_lock:
             vectors = self.encoder.embed_tensors(np.stack(pixels))
-        return {"entity_id": batch["entity_id"], "vector": vectors, "error": np.array(errors, dtype=object)}
+        return {"entity_id": batch["entity_id"], "vector": vectors, "error": np.array(errors, dtype=object),
+                "node": np.array([node_id()] * len(errors), dtype=object)}
 
 
 class AudioEmbedder:
@@ -178,7 +179,9 @@ class AudioEmbedder:
                 errors.append(f"{type(e).__name__}: {e}"[:500])
         with self._model_lock:
             vectors = self.encoder.embed(clips)
-        return {"entity_id": batch["entity_id"], "vector": vectors, "error": np.array(errors, dtype=object)}
+        return {"entity_id": batch["entity_id"], "vector": vectors, "error": np.array(errors, dtype=object),
+                "node": np.array([node_id()] * len(errors), dtype=object)}
+
 
 
 # -- the driver ---------------------------------------------------------------------------------------------
@@ -194,34 +197,10 @@ class EmbedResult:
     per_second: float
     first_commit_s: float | None = None  # until the first committed batch: Ray's actor start-up shows here
     first_commit_rows: int = 0
+    rows_by_node: dict[str, int] = field(default_factory=dict)  # where the actors ran (Ray node id, short)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-def ray_auth_env(settings: Settings) -> dict[str, str]:
-    """What a Ray client or node needs to join a cluster with token authentication (``ray.auth_token_path``)."""
-    path = settings.ray.auth_token_path
-    return {"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN_PATH": path} if path else {}
-
-
-def ray_init(settings: Settings) -> None:
-    if settings.ray.address:  # Ray reads its auth settings when it is imported: set them first
-        os.environ.update(ray_auth_env(settings))
-    import ray
-
-    if ray.is_initialized():
-        return
-    env = {k: v for k, v in os.environ.items() if k.startswith("ADLAKE")}
-    env.setdefault("ADLAKE_HOME", str(settings.home))
-    env.setdefault("ADLAKE_ENV", settings.env)
-    kwargs: dict[str, Any] = {"runtime_env": {"env_vars": env}, "include_dashboard": False, "log_to_driver": False,
-                              "ignore_reinit_error": True}
-    if settings.ray.address:
-        kwargs["address"] = settings.ray.address
-    else:  # a bounded local Ray on this machine
-        kwargs.update(num_cpus=settings.ray.num_cpus, object_store_memory=settings.ray.object_store_mb * 1024 * 1024)
-    ray.init(**kwargs)
 
 
 def _table(entity_ids, vectors: np.ndarray, entity_type: str, encoder_id: str, run_id: str) -> pa.Table:
@@ -250,8 +229,6 @@ def embed_pending(lake: Lake, entity_type: str,
 
     ``pending`` is :func:`pending_items`' answer when the caller already asked (the job does, to skip early).
     """
-    import ray
-
     from adlake.lake import Quarantine, QuarantineRecord
 
     settings, conf = lake.settings, lake.settings.embed
@@ -259,8 +236,11 @@ def embed_pending(lake: Lake, entity_type: str,
     encoder_id, items = pending if pending is not None else pending_items(lake, entity_type)
     embedded = quarantined = commits = 0
     first_commit_s, first_rows = None, 0
+    by_node: dict[str, int] = {}
     if items:
-        ray_init(settings)
+        ray_init(settings)  # before Ray is imported: it reads its authentication settings then
+        import ray
+
         actor, batch_size = (FrameEmbedder, conf.frame.batch_size) if entity_type == "frame" else \
             (AudioEmbedder, conf.audio.batch_size)
         # one block per batch: no re-chunking of many tiny blocks between read and the actors
@@ -269,9 +249,11 @@ def embed_pending(lake: Lake, entity_type: str,
                                           enable_true_multi_threading=conf.calls_per_actor > 1)
         ds = ray.data.from_items(items, override_num_blocks=blocks).map_batches(
             actor, batch_size=batch_size, batch_format="numpy", compute=pool,
-            num_cpus=conf.cpus_per_actor, num_gpus=conf.gpus_per_actor)
+            num_cpus=conf.cpus_per_actor, num_gpus=conf.gpus_per_actor, scheduling_strategy="SPREAD")
         quarantine = Quarantine(lake)
         for batch in ds.iter_batches(batch_size=conf.commit_rows, batch_format="numpy"):
+            for node in batch["node"]:
+                by_node[str(node)] = by_node.get(str(node), 0) + 1
             errors = [str(e) for e in batch["error"]]
             good = [i for i, e in enumerate(errors) if not e]
             bad = [i for i, e in enumerate(errors) if e]
@@ -291,4 +273,4 @@ def embed_pending(lake: Lake, entity_type: str,
     seconds = time.perf_counter() - t0
     return EmbedResult(entity_type, encoder_id, len(items), embedded, quarantined, commits, round(seconds, 2),
                        round(embedded / seconds, 2) if embedded else 0.0,
-                       first_commit_s, first_rows)
+                       first_commit_s, first_rows, dict(sorted(by_node.items())))

@@ -14,8 +14,6 @@ import asyncio
 import datetime as dt
 import json
 import math
-import os
-import shutil
 import time
 import zlib
 from dataclasses import asdict, dataclass, field
@@ -23,12 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from adlake.config import RerunConf, Settings
 from adlake.ingest.download import FetchError, download_all
 from adlake.lake import Lake, Quarantine, QuarantineRecord, count_values
 from adlake.lake.sql import sql_literal
+from adlake.lake.storage import Staging
 from adlake.media.probe import probe_video
 from adlake.media.store import MediaStore
 from schemas.registry import ADS, CRAWL_MANIFEST, QUARANTINE, VIDEOS
@@ -49,9 +47,10 @@ def shard_of(ad_id: str, shards: int) -> int:
     return zlib.crc32(ad_id.encode()) % shards
 
 
-def staging_dir(settings: Settings, crawl_date: dt.date, run_id: str) -> Path:
+def staging_dir(settings: Settings, crawl_date: dt.date, run_id: str) -> Staging:
     safe = run_id.replace(":", "_").replace("/", "_").replace("+", "_")
-    return Path(settings.lake.staging_uri) / "crawl" / crawl_date.isoformat() / safe
+    return Staging(settings.lake.staging_uri, settings.lake.storage_options).child("crawl", crawl_date.isoformat(),
+                                                                                   safe)
 
 
 def pending_ads(lake: Lake, crawl_date: dt.date) -> pa.Table:
@@ -117,18 +116,14 @@ def crawl_shard(lake: Lake, crawl_date: dt.date, shard: int, shards: int) -> Sha
                        **{k: v for k, v in got.facts.items() if k != "bytes"})
         rows.append(row)
     table = pa.Table.from_pylist(rows, schema=RESULT_SCHEMA)
-    out_dir = staging_dir(settings, crawl_date, lake.ctx.run_id)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    target = out_dir / f"shard-{shard:04d}-of-{shards:04d}.parquet"
-    tmp = out_dir / f".{target.name}.{os.getpid()}.tmp"
-    pq.write_table(table, tmp)
-    os.replace(tmp, target)  # a retried task replaces its own file whole
+    folder, name = staging_dir(settings, crawl_date, lake.ctx.run_id), f"shard-{shard:04d}-of-{shards:04d}.parquet"
+    folder.write_parquet(name, table)  # a retried task replaces its own file whole
     failed = [r for r in rows if not r["ok"]]
     by_class = count_values(r["error_class"] for r in failed)
     return ShardResult(crawl_date=crawl_date.isoformat(), shard=shard, shards=shards, ads=len(mine),
                        downloaded=sum(1 for r in rows if r.get("ok") and not r.get("cached")),
                        cached=sum(1 for r in rows if r.get("cached")), failed=len(failed), by_error_class=by_class,
-                       seconds=round(time.perf_counter() - t0, 2), staged=str(target))
+                       seconds=round(time.perf_counter() - t0, 2), staged=f"{folder.uri}/{name}")
 
 
 # -- what a later run fetches again -------------------------------------------------------------------
@@ -222,8 +217,8 @@ def finalize_crawl(lake: Lake, crawl_date: dt.date) -> dict[str, Any]:
     settings = lake.settings
     before = [lake.latest_version(t) for t in (VIDEOS, ADS, QUARANTINE)]
     folder = staging_dir(settings, crawl_date, lake.ctx.run_id)
-    files = sorted(folder.glob("shard-*.parquet")) if folder.exists() else []
-    results = pa.concat_tables([pq.read_table(f, schema=RESULT_SCHEMA) for f in files]) if files else \
+    files = folder.files("shard-", ".parquet")
+    results = pa.concat_tables([folder.read_parquet(f, RESULT_SCHEMA) for f in files]) if files else \
         RESULT_SCHEMA.empty_table()
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     run_id = lake.ctx.run_id
@@ -268,8 +263,7 @@ def finalize_crawl(lake: Lake, crawl_date: dt.date) -> dict[str, Any]:
     quarantine.resolve(STAGE, succeeded)
 
     rec = reconcile(lake, crawl_date)
-    if folder.exists():
-        shutil.rmtree(folder, ignore_errors=True)
+    folder.remove()
     summary = {"reconciliation": rec.as_dict(),
                "wrote": {VIDEOS.name: videos_write.version if videos_write else lake.version(VIDEOS),
                          ADS.name: ads_write.version},

@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import csv
 import datetime as dt
-import shutil
+import io
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-import fsspec
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as pads
+import pyarrow.fs as pafs
 
 from adlake.ingest.crawl import STAGE as CRAWL_STAGE
 from adlake.ingest.crawl import standing_failures
@@ -38,7 +37,9 @@ from adlake.ingest.manifest import (
 from adlake.ingest.urls import UrlRules
 from adlake.lake import Lake, Quarantine, QuarantineRecord, count_values
 from adlake.lake.sql import sql_literal
+from adlake.lake.storage import arrow_fs
 from adlake.spark import spark_session
+from adlake.spark_io import read_csv, read_parquet, read_text, stage_parquet
 from schemas.registry import ADS, CRAWL_MANIFEST, QUARANTINE
 
 if TYPE_CHECKING:
@@ -75,29 +76,31 @@ class FilterResult:
         return asdict(self)
 
 
-def read_manifest_spark(spark: SparkSession, uri: str) -> DataFrame:
+def read_manifest_spark(spark: SparkSession, uri: str, storage: dict[str, str] | None = None) -> DataFrame:
     """The manifest as one JSON object text per row (``_json``) or a row's raw text (``_corrupt``), in file
     order. Nothing is inferred: the checks type every value of every row by itself, so one odd row cannot
     change how the others are read. CSV is RFC 4180 (doubled quotes, quoted newlines); a row with the wrong
-    number of fields is ``_corrupt``. A Parquet or CSV file without the required columns is refused whole."""
+    number of fields is ``_corrupt``. A Parquet or CSV file without the required columns is refused whole.
+    ``storage``: the lake's storage options, for a manifest on ``s3://``."""
     from pyspark.sql import functions as F
     from pyspark.sql import types as T
 
     fmt = manifest_format(uri)
     none = F.lit(None).cast("string")
     if fmt == "jsonl":
-        lines = spark.read.text(uri).where(F.trim(F.col("value")) != "")
+        lines = read_text(spark, uri, storage).where(F.trim(F.col("value")) != "")
         return lines.select(F.col("value").alias("_json"), none.alias("_corrupt"))
     if fmt == "csv":
-        header = csv_header(uri)
+        header = csv_header(uri, storage)
         require_columns(uri, header)
         schema = T.StructType([T.StructField(c, T.StringType()) for c in header]
                               + [T.StructField("_corrupt", T.StringType())])
-        df = (spark.read.schema(schema).option("header", True).option("enforceSchema", True)
-              .option("multiLine", True).option("quote", '"').option("escape", '"').option("mode", "PERMISSIVE")
-              .option("columnNameOfCorruptRecord", "_corrupt").csv(uri))
+        reader = (spark.read.schema(schema).option("header", True).option("enforceSchema", True)
+                  .option("multiLine", True).option("quote", '"').option("escape", '"').option("mode", "PERMISSIVE")
+                  .option("columnNameOfCorruptRecord", "_corrupt"))
+        df = read_csv(reader, spark, uri, storage)
     else:
-        df = spark.read.parquet(uri)
+        df = read_parquet(spark, uri, storage)
         require_columns(uri, df.columns)
         df = df.withColumn("_corrupt", none)
     kinds = dict(df.dtypes)
@@ -106,9 +109,19 @@ def read_manifest_spark(spark: SparkSession, uri: str) -> DataFrame:
     return df.select(F.when(F.col("_corrupt").isNull(), F.to_json(F.struct(*fields))).alias("_json"), "_corrupt")
 
 
-def csv_header(uri: str) -> list[str]:
-    with fsspec.open(uri, "rt", encoding="utf-8-sig", errors="replace", newline="") as f:
+def csv_header(uri: str, storage: dict[str, str] | None = None) -> list[str]:
+    fs, path = arrow_fs(uri, storage)
+    with fs.open_input_stream(path) as raw, io.TextIOWrapper(raw, encoding="utf-8-sig", errors="replace",
+                                                               newline="") as f:
         return next(csv.reader(f), [])
+
+
+def _kept(df: DataFrame) -> DataFrame:
+    """Computed once and kept by the executors. Not a local checkpoint: that cuts the lineage, so losing an
+    executor (a killed worker) would fail the job instead of recomputing the lost partitions."""
+    from pyspark import StorageLevel
+
+    return df.persist(StorageLevel.MEMORY_AND_DISK)
 
 
 def with_row_numbers(df: DataFrame) -> DataFrame:
@@ -116,7 +129,7 @@ def with_row_numbers(df: DataFrame) -> DataFrame:
     from pyspark.sql import functions as F
 
     df = df.withColumn("_pid", F.spark_partition_id()).withColumn("_mid", F.monotonically_increasing_id())
-    df = df.localCheckpoint()  # the ids must not be recomputed differently by later actions
+    df = _kept(df)  # counted once; a lost partition is recomputed with the same ids (the read is deterministic)
     counts = sorted((r["_pid"], r["count"]) for r in df.groupBy("_pid").count().collect())
     offsets, total = [], 0
     for pid, n in counts:
@@ -172,12 +185,6 @@ def decide(valid: DataFrame, settings) -> DataFrame:
     return df.withColumn("status", F.when(F.col("reason").isNull(), PENDING).otherwise("filtered"))
 
 
-def _stage(df: DataFrame, path: str) -> pa.Table:
-    """Spark writes Parquet to the staging area; the table comes back through pyarrow for delta-rs."""
-    df.write.mode("overwrite").parquet(path)
-    return pads.dataset(path, format="parquet").to_table()
-
-
 def _keep_crawl_outcomes(lake: Lake, decisions: pa.Table, crawl_date: dt.date) -> tuple[pa.Table, int, int]:
     """A rerun must not undo the crawl: pending ads that already have an outcome keep it, and ads whose
     crawl failed stay in ``ops.quarantine`` unless ``ingest.crawl.rerun`` says to fetch them again."""
@@ -207,6 +214,13 @@ def _keep_done(lake: Lake, decisions: pa.Table, crawl_date: dt.date) -> tuple[pa
 
 
 def run_filter(lake: Lake, manifest_uri: str, crawl_date: dt.date) -> FilterResult:
+    try:
+        return _run_filter(lake, manifest_uri, crawl_date)
+    finally:
+        spark_session(lake.settings).catalog.clearCache()  # what _kept holds, once the tables are written
+
+
+def _run_filter(lake: Lake, manifest_uri: str, crawl_date: dt.date) -> FilterResult:
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
@@ -216,7 +230,7 @@ def run_filter(lake: Lake, manifest_uri: str, crawl_date: dt.date) -> FilterResu
     partition = crawl_date.isoformat()
     before = [lake.latest_version(t) for t in (CRAWL_MANIFEST, ADS, QUARANTINE)]
     try:
-        raw = read_manifest_spark(spark, manifest_uri)
+        raw = read_manifest_spark(spark, manifest_uri, lake.storage_options)
     except ManifestError as e:
         quarantine.add([QuarantineRecord(STAGE, f"{partition}/{manifest_uri}", e.error_class, str(e), partition)])
         raise
@@ -228,7 +242,7 @@ def run_filter(lake: Lake, manifest_uri: str, crawl_date: dt.date) -> FilterResu
     numbered = with_row_numbers(raw)
     if manifest_format(manifest_uri) == "csv":  # a multi-line CSV is read by one task; check it in parallel
         numbered = numbered.repartition(int(spark.conf.get("spark.sql.shuffle.partitions")))
-    checked = numbered.mapInPandas(_checker(UrlRules.of(settings.ingest)), CHECKED_DDL).localCheckpoint()
+    checked = _kept(numbered.mapInPandas(_checker(UrlRules.of(settings.ingest)), CHECKED_DDL))
     mask = checked.agg(F.bit_or("present").alias("m")).first()["m"]
     if mask is not None and missing_required(mask):  # JSONL: no row at all names a required field
         err = ManifestError(f"{manifest_uri}: no row has required field(s) {missing_required(mask)}")
@@ -238,7 +252,7 @@ def run_filter(lake: Lake, manifest_uri: str, crawl_date: dt.date) -> FilterResu
     ok = checked.where(F.col("error_class").isNull())
     # Materialised once: the landed rows, the decisions and the rejects all derive from it.
     ranked = ok.withColumn("_id_rank", F.row_number().over(Window.partitionBy("ad_id").orderBy("row_number")))
-    ranked = ranked.localCheckpoint()
+    ranked = _kept(ranked)
     valid = ranked.where(F.col("_id_rank") == 1).drop("_id_rank", "error_class", "error_message", "payload")
     duplicates = (ranked.where(F.col("_id_rank") > 1)
                   .withColumn("error_class", F.lit("duplicate_ad_id"))
@@ -252,18 +266,21 @@ def run_filter(lake: Lake, manifest_uri: str, crawl_date: dt.date) -> FilterResu
     stamp = [F.lit(crawl_date).alias("crawl_date"), F.lit(now).cast("timestamp").alias("landed_at"),
              F.lit(lake.ctx.run_id).alias("run_id"), F.lit(manifest_uri).alias("manifest_uri")]
     staging = f"{settings.lake.staging_uri.rstrip('/')}/filter_manifest/{lake.ctx.run_id.replace(':', '_')}"
+    def stage(df: DataFrame, name: str) -> pa.Table:  # Spark writes Parquet to staging; delta-rs commits it
+        return stage_parquet(df, f"{staging}/{name}", lake.storage_options)
+
     try:
-        landed = _stage(valid.select(*valid.columns, *stamp), f"{staging}/crawl_manifest")
+        landed = stage(valid.select(*valid.columns, *stamp), "crawl_manifest")
         decided = decide(valid, settings).select(
             "ad_id", F.lit(crawl_date).alias("crawl_date"), "product_id", F.lit(None).cast("string").alias("video_id"),
             "status", "reason", F.col("url").alias("source_uri"), F.lit(now).cast("timestamp").alias("updated_at"),
             F.lit(lake.ctx.run_id).alias("run_id"))
-        decisions = _stage(decided, f"{staging}/ads")
-        bad = _stage(rejected.select("row_number", "ad_id", "error_class", "error_message", "payload"),
-                     f"{staging}/rejected")
+        decisions = stage(decided, "ads")
+        bad = stage(rejected.select("row_number", "ad_id", "error_class", "error_message", "payload"), "rejected")
     finally:
-        if "://" not in staging:
-            shutil.rmtree(staging, ignore_errors=True)
+        fs, path = arrow_fs(staging, lake.storage_options)
+        if fs.get_file_info(path).type == pafs.FileType.Directory:
+            fs.delete_dir(path)
 
     manifest_write = lake.overwrite_partition(CRAWL_MANIFEST, landed.select(CRAWL_MANIFEST.schema.names),
                                               {"crawl_date": crawl_date})

@@ -52,18 +52,24 @@ def manifest_format(uri: str) -> str:
     raise ManifestError(f"{uri}: unknown manifest format; expected .parquet, .csv or .jsonl")
 
 
-def find_manifest(landing_uri: str, crawl_date: dt.date) -> str:
-    """The one manifest landed for a crawl date under ``<landing>/<crawl_date>/``."""
+def find_manifest(landing_uri: str, crawl_date: dt.date, storage_options: dict[str, str] | None = None) -> str:
+    """The one manifest landed for a crawl date under ``<landing>/<crawl_date>/`` (a folder, or ``s3://`` with
+    the lake's storage options). An object store that cannot be reached raises: it is not "nothing landed"."""
+    import pyarrow.fs as pafs
+
+    from adlake.lake.storage import arrow_fs
+
     folder = f"{landing_uri.rstrip('/')}/{crawl_date.isoformat()}"
-    fs, path = fsspec.core.url_to_fs(folder)
-    if not fs.exists(path):
+    fs, path = arrow_fs(folder, storage_options)
+    if fs.get_file_info(path).type != pafs.FileType.Directory:
         raise NoManifest(f"no manifest landed for {crawl_date}: {folder} does not exist")
-    found = sorted(p for p in fs.ls(path, detail=False) if p.rsplit(".", 1)[-1] in ("parquet", "csv", "jsonl"))
+    found = sorted(i.base_name for i in fs.get_file_info(pafs.FileSelector(path))
+                   if i.type == pafs.FileType.File and i.base_name.rsplit(".", 1)[-1] in ("parquet", "csv", "jsonl"))
     if not found:
         raise NoManifest(f"no manifest landed for {crawl_date}: {folder} holds no .parquet, .csv or .jsonl file")
     if len(found) != 1:
         raise ManifestError(f"expected exactly one manifest in {folder}, found {len(found)}: {found}")
-    return found[0] if "://" not in folder else f"{folder.split('://')[0]}://{found[0]}"
+    return f"{folder}/{found[0]}"
 
 
 # One manifest row on its way to the checks: a JSON object's text (JSONL lines; CSV and Parquet rows are

@@ -45,7 +45,8 @@ def extract_soundtrack(video: Path, out_dir: Path, timeout_s: float = 300.0) -> 
     wav, original = out_dir / "speech16k.wav", out_dir / "original.mka"
     cmd = ["ffmpeg", "-nostdin", "-v", "error", "-y", "-i", str(video),
            "-map", "0:a:0", "-vn", "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s16le", "-f", "wav", str(wav),
-           "-map", "0:a:0", "-vn", "-c:a", "copy", "-f", "matroska", str(original)]
+           # bitexact: no random segment UID or muxing date, so a rerun writes the same blob
+           "-map", "0:a:0", "-vn", "-c:a", "copy", "-fflags", "+bitexact", "-f", "matroska", str(original)]
     try:
         res = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout_s)
     except subprocess.TimeoutExpired as e:

@@ -13,24 +13,20 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-import os
-import shutil
 import time
-import uuid
 import zlib
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.parquet as pq
 
 from adlake.config import Settings
 from adlake.errors import ClassifiedError
 from adlake.lake import Lake, Quarantine, QuarantineRecord, count_values
 from adlake.lake.sql import sql_literal
+from adlake.lake.storage import Staging
 from adlake.media.store import MediaStore
-from adlake.parse.video import parse_video
+from adlake.parse.video import ParsedVideo, parse_video
 from schemas import TableSpec
 from schemas.registry import ADS, ASR_SENTENCES, ASR_WORDS, CLIPS, FRAMES, PARSED_VIDEOS, SHOTS, VIDEOS
 
@@ -40,12 +36,15 @@ OUTPUTS: tuple[TableSpec, ...] = (ASR_SENTENCES, ASR_WORDS, SHOTS, CLIPS, FRAMES
 VIDEO_COLUMNS = ["video_id", "media_uri", "duration_s", "has_audio", "width", "height"]
 
 
+OUTCOME = "outcome.json"  # written last: a staged video folder is complete once it has one
+
+
 def batch_of(video_id: str, batches: int) -> int:
     return zlib.crc32(video_id.encode()) % batches
 
 
-def staging_root(settings: Settings) -> Path:
-    return Path(settings.lake.staging_uri) / "parse"
+def staging_root(settings: Settings) -> Staging:
+    return Staging(settings.lake.staging_uri, settings.lake.storage_options).child("parse")
 
 
 def pending_videos(lake: Lake) -> list[dict[str, Any]]:
@@ -62,7 +61,8 @@ def plan_batches(lake: Lake) -> list[dict[str, int]]:
     """Batches of the pending videos for dynamic task mapping (at least one, so the DAG shape is stable)."""
     conf = lake.settings.parse
     n = len(pending_videos(lake))
-    batches = max(1, min(conf.max_batches, math.ceil(n / conf.batch_size)))
+    # parse.engine ray: one task drives Ray Data's actor pools over every pending video
+    batches = 1 if conf.engine == "ray" else max(1, min(conf.max_batches, math.ceil(n / conf.batch_size)))
     return [{"batch": i, "batches": batches} for i in range(batches)]
 
 
@@ -77,21 +77,20 @@ class BatchResult:
     already_staged: int
     by_error_class: dict[str, int]
     seconds: float
+    engine: str = "airflow"
+    videos_by_node: dict[str, int] = field(default_factory=dict)  # parse.engine ray: where the vision stage ran
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
-def _stage(root: Path, video_id: str, tables: dict[str, pa.Table], error: dict | None) -> None:
-    tmp = root / f".{video_id}.{os.getpid()}.{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
+def _stage(root: Staging, video_id: str, tables: dict[str, pa.Table], error: dict | None) -> None:
+    """The video's tables, then ``outcome.json``: the folder counts only once its outcome is there, and a
+    retry rewrites a folder that has none."""
+    folder = root.child(video_id)
     for name, table in tables.items():
-        pq.write_table(table, tmp / f"{name}.parquet")
-    (tmp / "outcome.json").write_text(json.dumps(error or {"ok": True}))
-    final = root / video_id
-    if final.exists():
-        shutil.rmtree(final)
-    os.replace(tmp, final)
+        folder.write_parquet(f"{name}.parquet", table)
+    folder.write_json(OUTCOME, error or {"ok": True})
 
 
 class _LazyTranscriber:
@@ -106,44 +105,72 @@ class _LazyTranscriber:
         return self.instance
 
 
+def attempt(fn) -> tuple[Any, dict | None]:
+    """``fn()``, or the staged outcome of its failure: one bad video must not fail its batch; the class says
+    what broke."""
+    try:
+        return fn(), None
+    except ClassifiedError as e:
+        return None, {"ok": False, "error_class": e.error_class, "message": str(e)}
+    except Exception as e:  # noqa: BLE001
+        return None, {"ok": False, "error_class": f"parse_{type(e).__name__}",
+                      "message": f"{type(e).__name__}: {e}"[:2000]}
+
+
+def stage_video(root: Staging, video_id: str, parsed: ParsedVideo | None, error: dict | None) -> str:
+    """Stage one video's rows or its failure; returns its status or error class."""
+    if error is not None:
+        _stage(root, video_id, {}, error)
+        return error["error_class"]
+    tables = {spec.name: pa.Table.from_pylist(parsed.rows[spec.name], schema=spec.schema) for spec in OUTPUTS}
+    _stage(root, video_id, tables, None)
+    return parsed.status
+
+
+def with_local_copy(store: MediaStore, video: dict[str, Any], fn):
+    """``fn(path)`` on a local file of the video's blob (a temporary copy when the store is remote)."""
+    path, temporary = store.local_copy(store.key_of(video["media_uri"]))
+    try:
+        return fn(path)
+    finally:
+        if temporary:
+            path.unlink(missing_ok=True)
+
+
+def batch_result(batch: int, batches: int, videos: int, outcomes: list[str], staged_before: int,
+                 t_start: float, **extra: Any) -> BatchResult:
+    errors = [o for o in outcomes if o not in ("parsed", "filtered")]
+    return BatchResult(batch=batch, batches=batches, videos=videos, parsed=outcomes.count("parsed"),
+                       filtered=outcomes.count("filtered"), failed=len(errors), already_staged=staged_before,
+                       by_error_class=count_values(errors), seconds=round(time.perf_counter() - t_start, 2),
+                       **extra)
+
+
+def unstaged(lake: Lake, videos: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The videos without a staged outcome (a retried task does not parse a video twice)."""
+    root = staging_root(lake.settings)
+    return [v for v in videos if not root.child(v["video_id"]).exists(OUTCOME)]
+
+
 def parse_batch(lake: Lake, batch: int, batches: int) -> BatchResult:
-    settings, run_id = lake.settings, lake.ctx.run_id
+    settings = lake.settings
+    if settings.parse.engine == "ray":
+        from adlake.parse.on_ray import parse_on_ray
+
+        return parse_on_ray(lake)
     t_start = time.perf_counter()
     store = MediaStore(settings)
     store.clean_stale_tmp()
     root = staging_root(settings)
-    root.mkdir(parents=True, exist_ok=True)
     mine = [v for v in pending_videos(lake) if batch_of(v["video_id"], batches) == batch]
+    todo = unstaged(lake, mine)
     transcriber = _LazyTranscriber(settings)
-    outcomes: list[str] = []
-    errors: list[str] = []
-    staged_before = 0
-    for video in mine:
-        vid = video["video_id"]
-        if (root / vid / "outcome.json").exists():
-            staged_before += 1
-            continue
-        path, temporary = store.local_copy(store.key_of(video["media_uri"]))
-        try:
-            parsed = parse_video(video, path, settings, store, transcriber, run_id)
-        except ClassifiedError as e:
-            _stage(root, vid, {}, {"ok": False, "error_class": e.error_class, "message": str(e)})
-            errors.append(e.error_class)
-            continue
-        except Exception as e:  # noqa: BLE001 - one bad video must not fail its batch; the class says what broke
-            _stage(root, vid, {}, {"ok": False, "error_class": f"parse_{type(e).__name__}",
-                                   "message": f"{type(e).__name__}: {e}"[:2000]})
-            errors.append(f"parse_{type(e).__name__}")
-            continue
-        finally:
-            if temporary:
-                path.unlink(missing_ok=True)
-        tables = {spec.name: pa.Table.from_pylist(parsed.rows[spec.name], schema=spec.schema) for spec in OUTPUTS}
-        _stage(root, vid, tables, None)
-        outcomes.append(parsed.status)
-    return BatchResult(batch=batch, batches=batches, videos=len(mine), parsed=outcomes.count("parsed"),
-                       filtered=outcomes.count("filtered"), failed=len(errors), already_staged=staged_before,
-                       by_error_class=count_values(errors), seconds=round(time.perf_counter() - t_start, 2))
+    outcomes = []
+    for video in todo:
+        parsed, error = attempt(lambda video=video: with_local_copy(store, video, lambda path: parse_video(
+            video, path, settings, store, transcriber, lake.ctx.run_id)))
+        outcomes.append(stage_video(root, video["video_id"], parsed, error))
+    return batch_result(batch, batches, len(mine), outcomes, len(mine) - len(todo), t_start)
 
 
 # -- committing ------------------------------------------------------------------------------------------
@@ -200,19 +227,18 @@ def _filter_ads(lake: Lake, filtered: dict[str, str]) -> int:
     return len(rows)
 
 
-def staged_videos(lake: Lake) -> list[Path]:
+def staged_videos(lake: Lake) -> list[Staging]:
     """The complete staged folders of videos of bronze.videos, ready for ``commit_parse``."""
-    root = staging_root(lake.settings)
-    if not root.exists():
+    folders = staging_root(lake.settings).folders()
+    if not folders:
         return []
     known = {v["video_id"] for v in pending_videos(lake)} | (
         set(lake.read(PARSED_VIDEOS, columns=["video_id"])["video_id"].to_pylist()) if lake.exists(PARSED_VIDEOS)
         else set())
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".") and p.name in known
-                  and (p / "outcome.json").exists())
+    return [f for f in folders if f.name in known and f.exists(OUTCOME)]
 
 
-def commit_parse(lake: Lake, staged: list[Path] | None = None) -> dict[str, Any]:
+def commit_parse(lake: Lake, staged: list[Staging] | None = None) -> dict[str, Any]:
     """Merge the staged rows (``staged``: :func:`staged_videos`' answer when the caller already asked),
     quarantine failures, reconcile; raises :class:`ParseReconciliationError` when a video is in no place."""
     if staged is None:
@@ -220,13 +246,13 @@ def commit_parse(lake: Lake, staged: list[Path] | None = None) -> dict[str, Any]
     records, succeeded = [], []
     parts: dict[str, list[pa.Table]] = {spec.name: [] for spec in OUTPUTS}
     for folder in staged:
-        outcome = json.loads((folder / "outcome.json").read_text())
+        outcome = folder.read_json(OUTCOME)
         if not outcome.get("ok"):
             records.append(QuarantineRecord(STAGE, folder.name, outcome["error_class"], outcome["message"]))
             continue
         succeeded.append(folder.name)
         for spec in OUTPUTS:
-            parts[spec.name].append(pq.read_table(folder / f"{spec.name}.parquet", schema=spec.schema))
+            parts[spec.name].append(folder.read_parquet(f"{spec.name}.parquet", spec.schema))
     wrote = {}
     for spec in OUTPUTS:
         data = pa.concat_tables(parts[spec.name]) if parts[spec.name] else spec.schema.empty_table()
@@ -239,7 +265,7 @@ def commit_parse(lake: Lake, staged: list[Path] | None = None) -> dict[str, Any]
         quarantine.add(records)
     quarantine.resolve(STAGE, succeeded)
     for folder in staged:
-        shutil.rmtree(folder, ignore_errors=True)
+        folder.remove()
     rec = reconcile_parse(lake)
     summary = {"reconciliation": rec.as_dict(), "staged_videos": len(staged), "quarantined_now": len(records),
                "ads_filtered_now": ads_filtered,

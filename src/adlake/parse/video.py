@@ -48,28 +48,53 @@ def _decode(path: Path, settings: Settings) -> tuple[list[Shot], FrameTap]:
     return shots, tap
 
 
+@dataclass
+class Heard:
+    """What the soundtrack gave: the first of a video's two stages (ASR), the input of the second (vision)."""
+    sentences: list = field(default_factory=list)
+    speech_s: float = 0.0
+    voiceover: bool = False
+    audio_uris: tuple[str | None, str | None] = (None, None)
+    asr_model: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def hear(video: dict[str, Any], path: Path, store: MediaStore, transcriber_for) -> Heard:
+    """Soundtrack → ASR; the speech and original tracks go to the store. ``transcriber_for()`` returns the
+    shared Transcriber (loaded on first use, by the batch or the Ray actor that owns it)."""
+    heard = Heard(timings={"audio_s": 0.0, "asr_s": 0.0, "write_s": 0.0})
+    if not video["has_audio"]:
+        return heard
+    with tempfile.TemporaryDirectory(prefix="adlake-audio-") as tmp:
+        t0 = time.perf_counter()
+        track = extract_soundtrack(path, Path(tmp))  # AudioError: classified, quarantined by the batch
+        heard.timings["audio_s"] = time.perf_counter() - t0
+        transcriber = transcriber_for()  # loaded once per batch or actor, outside the timing
+        t0 = time.perf_counter()
+        transcript = transcriber.transcribe(track.samples())
+        heard.timings["asr_s"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        heard.audio_uris = (store.uri(store.put_file(track.speech_wav, "audio")),
+                            store.uri(store.put_file(track.original, "audio")))
+        heard.timings["write_s"] = time.perf_counter() - t0
+    heard.sentences, heard.speech_s, heard.voiceover = transcript.sentences, transcript.speech_s, transcript.voiceover
+    heard.asr_model = transcriber.model_name
+    return heard
+
+
 def parse_video(video: dict[str, Any], path: Path, settings: Settings, store: MediaStore, transcriber_for,
                 run_id: str) -> ParsedVideo:
-    """``transcriber_for()`` returns the batch's shared Transcriber (loaded on first use)."""
+    """Both stages of one video in this process."""
+    return see(video, path, hear(video, path, store, transcriber_for), settings, store, run_id)
+
+
+def see(video: dict[str, Any], path: Path, heard: Heard, settings: Settings, store: MediaStore,
+        run_id: str) -> ParsedVideo:
+    """One decode → shots + 1 fps frames; clips from the shots and what was heard; every table's rows."""
     vid = video["video_id"]
     duration = float(video["duration_s"])
-    timings = {"audio_s": 0.0, "asr_s": 0.0, "decode_s": 0.0, "write_s": 0.0}
-    sentences, speech_s, voiceover, audio_uris = [], 0.0, False, (None, None)
-    transcriber = None
-    if video["has_audio"]:
-        with tempfile.TemporaryDirectory(prefix="adlake-audio-") as tmp:
-            t0 = time.perf_counter()
-            track = extract_soundtrack(path, Path(tmp))  # AudioError: classified, quarantined by the batch
-            timings["audio_s"] = time.perf_counter() - t0
-            transcriber = transcriber_for()  # loaded once per batch, outside the timing
-            t0 = time.perf_counter()
-            transcript = transcriber.transcribe(track.samples())
-            timings["asr_s"] = time.perf_counter() - t0
-            t0 = time.perf_counter()
-            audio_uris = (store.uri(store.put_file(track.speech_wav, "audio")),
-                          store.uri(store.put_file(track.original, "audio")))
-            timings["write_s"] += time.perf_counter() - t0
-        sentences, speech_s, voiceover = transcript.sentences, transcript.speech_s, transcript.voiceover
+    timings = {"audio_s": 0.0, "asr_s": 0.0, "decode_s": 0.0, "write_s": 0.0, **heard.timings}
+    sentences, speech_s, voiceover, audio_uris = heard.sentences, heard.speech_s, heard.voiceover, heard.audio_uris
 
     t0 = time.perf_counter()
     shots, tap = _decode(path, settings)
@@ -104,7 +129,7 @@ def parse_video(video: dict[str, Any], path: Path, settings: Settings, store: Me
         "has_audio": bool(video["has_audio"]), "voiceover": bool(voiceover), "speech_s": speech_s,
         "sentences": len(sentences), "shots": len(shots), "clips": len(seg.clips), "frames": len(frames),
         "speech_audio_uri": audio_uris[0], "original_audio_uri": audio_uris[1],
-        "asr_model": transcriber.model_name if transcriber else None,
+        "asr_model": heard.asr_model,
         **{k: round(v, 3) for k, v in timings.items()}, "parsed_at": now, "run_id": run_id}]
     return ParsedVideo(vid, status, seg.reason, rows)
 

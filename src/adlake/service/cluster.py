@@ -116,7 +116,7 @@ class Cluster:
 
     def _ray_auth(self) -> dict[str, str]:
         """Ray's token authentication: the token file of ``ray.auth_token_path``, generated once (0600)."""
-        from adlake.embed.job import ray_auth_env
+        from adlake.ray_session import ray_auth_env
 
         env = ray_auth_env(self.settings)
         if not env:
@@ -258,10 +258,10 @@ class Cluster:
             return r is not None and r.status_code == 200
         if name == "spark-master":
             return self.spark_state().get("status") == "ALIVE"
-        if name.startswith("spark-worker-"):
-            i = self.workers().index(name)
-            alive = [w for w in self.spark_state().get("workers", []) if w.get("state") == "ALIVE"]
-            return len(alive) >= i + 1
+        if name.startswith("spark-worker-"):  # registered with the master, known by its web UI port
+            port = f":{self.conf.spark_ui_port + int(name.rsplit('-', 1)[1])}"
+            return any(w.get("state") == "ALIVE" and str(w.get("webuiaddress", "")).endswith(port)
+                       for w in self.spark_state().get("workers", []))
         return f"adlake_node_{self.ray_nodes().index(name) + 1}" in self.ray_joined()
 
     # -- down, status --------------------------------------------------------------------------------------
