@@ -18,11 +18,10 @@ from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.dataset as pads
-import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 from pyspark.sql.datasource import DataSource, DataSourceReader, InputPartition
 
-from adlake.lake.storage import arrow_fs, is_local
+from adlake.lake.storage import Staging, arrow_fs, is_local
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, DataFrameReader, SparkSession
@@ -169,20 +168,16 @@ def stage_parquet(df: DataFrame, uri: str, storage: dict[str, str] | None = None
         if not rows:
             return
         task = TaskContext.get()
-        fs, root = arrow_fs(uri, opts)
         name = f"part-{task.partitionId():05d}-{task.attemptNumber()}-{uuid.uuid4().hex[:12]}.parquet"
-        if isinstance(fs, pafs.LocalFileSystem):  # an object store has no folders to create
-            fs.create_dir(root, recursive=True)
-        with fs.open_output_stream(f"{root}/{name}") as out:
-            pq.write_table(pa.Table.from_batches(batches), out)
+        Staging(uri, opts).write_parquet(name, pa.Table.from_batches(batches))
         yield pa.RecordBatch.from_pydict({"name": [name], "rows": [rows]})
 
     written = sorted(r["name"] for r in df.mapInArrow(write, "name string, rows long").collect())
-    fs, root = arrow_fs(uri, opts)
+    staging = Staging(uri, opts)
     try:
         if not written:
             return schema.empty_table()
-        return pads.dataset([f"{root}/{n}" for n in written], format="parquet", filesystem=fs).to_table()
+        return pads.dataset([f"{staging.path}/{n}" for n in written], format="parquet",
+                            filesystem=staging.fs).to_table()
     finally:
-        if fs.get_file_info(root).type == pafs.FileType.Directory:
-            fs.delete_dir(root)
+        staging.remove()

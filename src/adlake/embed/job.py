@@ -183,7 +183,6 @@ class AudioEmbedder:
                 "node": np.array([node_id()] * len(errors), dtype=object)}
 
 
-
 # -- the driver ---------------------------------------------------------------------------------------------
 @dataclass
 class EmbedResult:

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.fs as pafs
 
 from adlake.ingest.crawl import STAGE as CRAWL_STAGE
 from adlake.ingest.crawl import standing_failures
@@ -37,7 +36,7 @@ from adlake.ingest.manifest import (
 from adlake.ingest.urls import UrlRules
 from adlake.lake import Lake, Quarantine, QuarantineRecord, count_values
 from adlake.lake.sql import sql_literal
-from adlake.lake.storage import arrow_fs
+from adlake.lake.storage import Staging, arrow_fs
 from adlake.spark import spark_session
 from adlake.spark_io import read_csv, read_parquet, read_text, stage_parquet
 from schemas.registry import ADS, CRAWL_MANIFEST, QUARANTINE
@@ -278,9 +277,7 @@ def _run_filter(lake: Lake, manifest_uri: str, crawl_date: dt.date) -> FilterRes
         decisions = stage(decided, "ads")
         bad = stage(rejected.select("row_number", "ad_id", "error_class", "error_message", "payload"), "rejected")
     finally:
-        fs, path = arrow_fs(staging, lake.storage_options)
-        if fs.get_file_info(path).type == pafs.FileType.Directory:
-            fs.delete_dir(path)
+        Staging(staging, lake.storage_options).remove()
 
     manifest_write = lake.overwrite_partition(CRAWL_MANIFEST, landed.select(CRAWL_MANIFEST.schema.names),
                                               {"crawl_date": crawl_date})

@@ -84,15 +84,6 @@ class BatchResult:
         return asdict(self)
 
 
-def _stage(root: Staging, video_id: str, tables: dict[str, pa.Table], error: dict | None) -> None:
-    """The video's tables, then ``outcome.json``: the folder counts only once its outcome is there, and a
-    retry rewrites a folder that has none."""
-    folder = root.child(video_id)
-    for name, table in tables.items():
-        folder.write_parquet(f"{name}.parquet", table)
-    folder.write_json(OUTCOME, error or {"ok": True})
-
-
 class _LazyTranscriber:
     def __init__(self, settings: Settings):
         self.settings, self.instance = settings, None
@@ -118,13 +109,15 @@ def attempt(fn) -> tuple[Any, dict | None]:
 
 
 def stage_video(root: Staging, video_id: str, parsed: ParsedVideo | None, error: dict | None) -> str:
-    """Stage one video's rows or its failure; returns its status or error class."""
-    if error is not None:
-        _stage(root, video_id, {}, error)
-        return error["error_class"]
-    tables = {spec.name: pa.Table.from_pylist(parsed.rows[spec.name], schema=spec.schema) for spec in OUTPUTS}
-    _stage(root, video_id, tables, None)
-    return parsed.status
+    """Stage one video's tables, then ``outcome.json``: the folder counts only once its outcome is there, and
+    a retry rewrites a folder that has none. Returns the video's status or error class."""
+    folder = root.child(video_id)
+    if error is None:
+        for spec in OUTPUTS:
+            folder.write_parquet(f"{spec.name}.parquet",
+                                 pa.Table.from_pylist(parsed.rows[spec.name], schema=spec.schema))
+    folder.write_json(OUTCOME, error or {"ok": True})
+    return parsed.status if error is None else error["error_class"]
 
 
 def with_local_copy(store: MediaStore, video: dict[str, Any], fn):
