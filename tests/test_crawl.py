@@ -22,7 +22,7 @@ from adlake.media.probe import ProbeError, probe_video
 from adlake.media.store import MediaStore
 from adlake.provenance import RunContext
 from schemas.registry import ADS, VIDEOS
-from tests.conftest import queue_ads
+from tests.conftest import fifo_canary, queue_ads
 from tests.httpserver import Route, ScriptedServer
 
 DAY = dt.date(2026, 11, 3)
@@ -107,30 +107,13 @@ def _listener() -> tuple[socket.socket, list]:
     return sock, seen
 
 
-def _fifo_watch(path: Path) -> tuple[threading.Event, list]:
-    """A FIFO whose opening for reading we can detect: a non-blocking writer open succeeds only then."""
-    os.mkfifo(path)
-    stop, opened = threading.Event(), []
-
-    def watch() -> None:
-        while not stop.is_set():
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-                opened.append(True)
-                os.close(fd)
-            except OSError:
-                time.sleep(0.005)
-    threading.Thread(target=watch, daemon=True).start()
-    return stop, opened
-
-
 @pytest.mark.media
 def test_a_playlist_disguised_as_mp4_is_quarantined_and_touches_nothing(home: Path, tmp_path: Path,
                                                                         monkeypatch: pytest.MonkeyPatch) -> None:
     sock, connections = _listener()
     port = sock.getsockname()[1]
     canary = tmp_path / "canary.ts"
-    stop, opened = _fifo_watch(canary)
+    stop, opened = fifo_canary(canary)
     playlist = (f"#EXTM3U\n#EXT-X-TARGETDURATION:10\n#EXTINF:10.0,\nfile://{canary}\n#EXTINF:10.0,\n"
                 f"http://127.0.0.1:{port}/leak.ts\n#EXT-X-ENDLIST\n").encode()
     lake = Lake(RunContext.create("test", run_id="safe-1"))

@@ -138,3 +138,37 @@ def test_backoff_is_full_jitter_and_capped(settings) -> None:
         cap = min(4.0, 0.5 * 2 ** attempt)
         assert 0 <= min(waits) and max(waits) <= cap
         assert max(waits) > cap * 0.8  # spread over the whole range, not a fixed delay
+
+
+def test_an_unanswering_media_store_fails_the_crawl_and_blames_no_url(settings) -> None:
+    """Nothing listens where the store should be: an outage to retry (ServiceUnavailable), never a
+    per-URL error that would quarantine the ads."""
+    import socket
+
+    from adlake.errors import ServiceUnavailable
+    from adlake.parse.batch import attempt
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed when the block ends: connections are refused
+    settings.media.uri = "s3://adlake/media"
+    settings.media.storage_options = {"endpoint_url": f"http://127.0.0.1:{port}", "key": "k", "secret": "s",
+                                      "config_kwargs": {"connect_timeout": 1, "retries": {"total_max_attempts": 1}}}
+    with ScriptedServer() as srv:
+        srv.routes["/a.mp4"] = Route(b"x" * 1000)
+        with pytest.raises(ServiceUnavailable, match="media store s3://adlake/media"):
+            run(settings, [f"{srv.url}/a.mp4"])
+    # a parse of a video whose blob cannot be read fails its task too, instead of quarantining the video
+    with pytest.raises(ServiceUnavailable):
+        attempt(lambda: MediaStore(settings).local_copy("videos/ab/abc"))
+    assert attempt(lambda: 1 / 0)[1]["error_class"] == "parse_ZeroDivisionError"  # a bad video still is its own
+
+
+def test_the_planner_stays_within_airflows_mapped_task_limit(settings) -> None:
+    from adlake.ingest.crawl import shard_count
+
+    assert settings.ingest.crawl.max_shards == 1024
+    conf = settings.ingest.crawl.model_copy(update={"shard_size": 500})  # base.yaml's (the test profile: 8)
+    assert [shard_count(n, conf) for n in (0, 1, 500, 501, 10_000)] == [1, 1, 1, 2, 20]
+    assert shard_count(1_570_000, conf) == 1024  # 1,534 ads per shard, not 49,063 in 32
+    assert -(-1_570_000 // shard_count(1_570_000, conf)) == 1534

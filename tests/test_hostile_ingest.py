@@ -11,7 +11,6 @@ import datetime as dt
 import gzip
 import json
 import os
-import threading
 import time
 from pathlib import Path
 
@@ -25,6 +24,7 @@ from adlake.lake import Lake, Quarantine
 from adlake.media.store import MediaStore
 from adlake.provenance import RunContext
 from schemas.registry import ADS, CRAWL_MANIFEST, QUARANTINE, VIDEOS
+from tests.conftest import fifo_canary
 from tests.httpserver import Route, ScriptedServer
 
 pytestmark = [pytest.mark.slow, pytest.mark.spark, pytest.mark.media]
@@ -95,23 +95,6 @@ def tuned(home: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
         monkeypatch.setenv(f"ADLAKE__INGEST__CRAWL__{key}", value)
     get_settings.cache_clear()
     return home
-
-
-def _fifo_canary(path: Path) -> tuple[threading.Event, list]:
-    """A FIFO whose opening for reading is seen: a non-blocking writer open succeeds only then."""
-    os.mkfifo(path)
-    stop, opened = threading.Event(), []
-
-    def watch() -> None:
-        while not stop.is_set():
-            try:
-                fd = os.open(path, os.O_WRONLY | os.O_NONBLOCK)
-                opened.append(True)
-                os.close(fd)
-            except OSError:
-                time.sleep(0.005)
-    threading.Thread(target=watch, daemon=True).start()
-    return stop, opened
 
 
 def _hang(handler) -> None:
@@ -229,7 +212,7 @@ def test_file_urls_are_confined_to_their_roots(tuned: Path, corpus: Path, tmp_pa
     (root / "sub" / "ad2.mp4").symlink_to(root / "ad.mp4")  # a link inside the root is fine
     secret = outside / "secret.mp4"
     secret.write_bytes(video.read_bytes())
-    stop, opened = _fifo_canary(outside / "canary.mp4")
+    stop, opened = fifo_canary(outside / "canary.mp4")
     (root / "out.mp4").symlink_to(outside / "canary.mp4")
     (root / "zero.mp4").symlink_to("/dev/zero")
     (root / "secret.mp4").symlink_to(secret)

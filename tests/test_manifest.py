@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from adlake.ingest.manifest import ManifestError, find_manifest, read_manifest, validate
+from adlake.ingest.manifest import ManifestError, find_manifest, land_manifest, read_manifest, validate
 from adlake.synth.corpus import write_manifest
 
 ALLOWED = ["http", "https", "s3", "gs"]
@@ -88,3 +88,13 @@ def test_find_manifest_in_the_landing_folder(tmp_path: Path) -> None:
     write_manifest([row("a")], folder / "other.jsonl")
     with pytest.raises(ManifestError, match="exactly one"):
         find_manifest(str(tmp_path), DAY)
+
+
+def test_a_landed_manifest_is_found_whole_and_landing_it_again_changes_nothing(tmp_path: Path) -> None:
+    source = write_manifest([row("a"), row("b")], tmp_path / "src" / "manifest.parquet")
+    landing = str(tmp_path / "landing")
+    uri = land_manifest(Path(source), landing, DAY)
+    assert uri == find_manifest(landing, DAY) == f"{landing}/2026-11-01/manifest.parquet"
+    assert land_manifest(Path(source), landing, DAY) == uri
+    assert [p.name for p in (tmp_path / "landing" / "2026-11-01").iterdir()] == ["manifest.parquet"]
+    assert Path(uri).read_bytes() == Path(source).read_bytes()

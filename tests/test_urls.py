@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from adlake.config import RerunConf
 from adlake.ingest.crawl import retry_due
-from adlake.ingest.download import in_daemon_thread
+from adlake.ingest.download import awaiting_daemon_thread
 from adlake.ingest.manifest import OPTIONAL, REQUIRED, TYPED_COLUMNS, TYPED_SCHEMA, check_rows, rows_frame
 from adlake.ingest.urls import UrlRules, redirect_target, url_problem
 
@@ -91,7 +91,7 @@ def test_a_blocking_read_cannot_outlive_its_deadline() -> None:
 
     async def main() -> None:
         with pytest.raises(TimeoutError):
-            await asyncio.wait_for(in_daemon_thread(lambda cancel: time.sleep(60)), 0.3)
+            await asyncio.wait_for(awaiting_daemon_thread(lambda cancel: time.sleep(60)), 0.3)
     asyncio.run(main())  # a default-executor thread would hold asyncio.run for the whole minute
     assert time.monotonic() - t0 < 5
 

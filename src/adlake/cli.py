@@ -275,6 +275,7 @@ def demo(
             raise typer.Exit(2)
     from adlake.evaluate.ingest import check_against_truth
     from adlake.ingest.crawl import reconcile
+    from adlake.ingest.manifest import land_manifest
     from adlake.serve import serving
 
     settings = _settings()
@@ -285,12 +286,13 @@ def demo(
               as_json=False)
     else:
         console.print(f"corpus already at {corpus}")
-    with serving(corpus, port) as url:
-        console.rule(f"2/10 ads_ingest through Airflow (corpus served at {url})")
-        run("ads_ingest", param=[f"manifest={corpus / 'manifest.parquet'}", f"crawl_date={crawl_date}"],
-            as_json=False)
-    console.rule("3/10 reconciliation")
     day = dt.date.fromisoformat(crawl_date)
+    landed = land_manifest(corpus / "manifest.parquet", settings.ingest.landing_uri, day,
+                           settings.lake.storage_options)
+    with serving(corpus, port) as url:
+        console.rule(f"2/10 ads_ingest through Airflow (manifest landed at {landed}, corpus served at {url})")
+        run("ads_ingest", param=[f"crawl_date={crawl_date}"], as_json=False)
+    console.rule("3/10 reconciliation")
     lake = _lake()
     print_reconciliation(reconcile(lake, day).as_dict())
     check = check_against_truth(lake, corpus, day)

@@ -52,7 +52,8 @@ class LakeConf(_Section):
 
 class MediaConf(_Section):
     uri: str | None = None
-    storage_options: dict[str, str] = Field(default_factory=dict)
+    storage_options: dict[str, Any] = Field(default_factory=dict)  # fsspec's (s3fs: nested config_kwargs)
+    timeout_s: float = Field(300.0, gt=0)  # one call to an object store; then ServiceUnavailable
 
 
 class SparkConf(_Section):
@@ -127,6 +128,7 @@ class ClusterConf(_Section):
     ray_cpus_per_node: int = Field(ge=1)
     ray_object_store_mb: int = Field(ge=64)
     startup_timeout_s: float = Field(gt=0)
+    start_attempts: int = Field(ge=1)
     stop_timeout_s: float = Field(gt=0)
 
 
@@ -149,7 +151,7 @@ class RerunConf(_Section):
 
 class CrawlConf(_Section):
     shard_size: int = Field(500, gt=0)  # ads per mapped crawl task
-    max_shards: int = Field(32, gt=0)
+    max_shards: int = Field(1024, gt=0, le=1024)  # mapped tasks; Airflow's core.max_map_length is 1024
     concurrency: int = Field(16, gt=0)  # downloads in flight per task
     per_host: int = Field(4, gt=0)  # downloads in flight per host
     connect_timeout_s: float = Field(5.0, gt=0)

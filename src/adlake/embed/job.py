@@ -16,6 +16,7 @@ import numpy as np
 import pyarrow as pa
 
 from adlake.config import Settings, resolve_device
+from adlake.errors import ServiceUnavailable
 from adlake.lake import Lake
 from adlake.ray_session import node_id, ray_init
 from schemas.registry import ASR_SENTENCES, CLIPS, EMBEDDINGS, FRAMES, PARSED_VIDEOS
@@ -134,6 +135,8 @@ class FrameEmbedder:
             try:
                 pixels.append(decode_image(self.store.read_bytes(self.store.key_of(str(uri))), size))
                 errors.append("")
+            except ServiceUnavailable:
+                raise  # the media store is down: retry the task, blame no input
             except Exception as e:  # noqa: BLE001 - a bad frame is quarantined, not the batch
                 pixels.append(np.zeros((3, size, size), np.float32))
                 errors.append(f"{type(e).__name__}: {e}"[:500])
@@ -174,6 +177,8 @@ class AudioEmbedder:
                     raise ValueError(f"no audio between {start} s and {end} s")
                 clips.append(piece)
                 errors.append("")
+            except ServiceUnavailable:
+                raise  # the media store is down: retry the task, blame no input
             except Exception as e:  # noqa: BLE001 - a bad window is quarantined, not the batch
                 clips.append(np.zeros(16_000, np.float32))
                 errors.append(f"{type(e).__name__}: {e}"[:500])

@@ -22,7 +22,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from adlake.config import RerunConf, Settings
+from adlake.config import CrawlConf, RerunConf, Settings
 from adlake.ingest.download import FetchError, download_all
 from adlake.lake import Lake, Quarantine, QuarantineRecord, count_values
 from adlake.lake.sql import sql_literal
@@ -60,11 +60,15 @@ def pending_ads(lake: Lake, crawl_date: dt.date) -> pa.Table:
                      where=f"crawl_date = {sql_literal(crawl_date)} AND status = 'pending'")
 
 
+def shard_count(ads: int, conf: CrawlConf) -> int:
+    """Shards of ``shard_size`` ads, at most ``max_shards`` (then larger), at least one so that the DAG's
+    shape is stable."""
+    return max(1, min(conf.max_shards, math.ceil(ads / conf.shard_size)))
+
+
 def plan_shards(lake: Lake, crawl_date: dt.date) -> list[dict[str, int]]:
-    """Shards of the pending ads for dynamic task mapping (at least one, so the DAG shape is stable)."""
-    conf = lake.settings.ingest.crawl
-    n = pending_ads(lake, crawl_date).num_rows
-    shards = max(1, min(conf.max_shards, math.ceil(n / conf.shard_size)))
+    """Shards of the pending ads for dynamic task mapping."""
+    shards = shard_count(pending_ads(lake, crawl_date).num_rows, lake.settings.ingest.crawl)
     return [{"shard": i, "shards": shards} for i in range(shards)]
 
 

@@ -40,6 +40,7 @@ from adlake.ingest.urls import (
     same_origin,
 )
 from adlake.media.store import MediaStore
+from adlake.threads import in_daemon_thread
 
 CHUNK = 1 << 16
 REDIRECTS = (301, 302, 303, 307, 308)
@@ -75,30 +76,12 @@ class _Cancelled(Exception):
     pass
 
 
-async def in_daemon_thread(fn: Callable[[threading.Event], Any]) -> Any:
-    """Run a blocking ``fn(cancel)`` in a daemon thread; cancelling the await sets ``cancel`` and returns
-    at once, whatever the thread is blocked in (a daemon thread never holds the process at exit)."""
-    loop = asyncio.get_running_loop()
-    future: asyncio.Future = loop.create_future()
+async def awaiting_daemon_thread(fn: Callable[[threading.Event], Any]) -> Any:
+    """Await a blocking ``fn(cancel)`` run in a daemon thread; cancelling the await sets ``cancel`` and
+    returns at once, whatever the thread is blocked in."""
     cancel = threading.Event()
-
-    def settle(result: Any, error: BaseException | None) -> None:
-        if not future.done():
-            future.set_exception(error) if error is not None else future.set_result(result)
-
-    def work() -> None:
-        try:
-            result, error = fn(cancel), None
-        except BaseException as e:  # noqa: BLE001 - handed to the awaiting coroutine
-            result, error = None, e
-        try:
-            loop.call_soon_threadsafe(settle, result, error)
-        except RuntimeError:  # the loop is gone: nobody waits any more
-            pass
-
-    threading.Thread(target=work, name="adlake-fetch", daemon=True).start()
     try:
-        return await future
+        return await asyncio.wrap_future(in_daemon_thread(fn, cancel, name="adlake-fetch"))
     finally:
         cancel.set()
 
@@ -209,9 +192,9 @@ class Downloader:
             if scheme in WEB:
                 digest, size = await self._http(client, url, tmp)
             elif scheme == "file":
-                digest, size = await in_daemon_thread(lambda cancel: self._copy_file(url, tmp, cancel))
+                digest, size = await awaiting_daemon_thread(lambda cancel: self._copy_file(url, tmp, cancel))
             else:
-                digest, size = await in_daemon_thread(lambda cancel: self._copy_fsspec(url, tmp, cancel))
+                digest, size = await awaiting_daemon_thread(lambda cancel: self._copy_fsspec(url, tmp, cancel))
             done = True
             return _Body(tmp, digest, size)
         finally:

@@ -14,6 +14,7 @@ import json
 import math
 from dataclasses import dataclass
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
 import fsspec
@@ -70,6 +71,17 @@ def find_manifest(landing_uri: str, crawl_date: dt.date, storage_options: dict[s
     if len(found) != 1:
         raise ManifestError(f"expected exactly one manifest in {folder}, found {len(found)}: {found}")
     return f"{folder}/{found[0]}"
+
+
+def land_manifest(source: Path, landing_uri: str, crawl_date: dt.date,
+                  storage_options: dict[str, str] | None = None) -> str:
+    """Land a manifest file where a scheduled ``ads_ingest`` finds it (``<landing>/<crawl_date>/<name>``, a
+    folder or ``s3://``), whole or not at all; landing the same file again changes nothing."""
+    from adlake.lake.storage import Staging
+
+    folder = Staging(landing_uri, storage_options).child(crawl_date.isoformat())
+    folder.write(source.name, source.read_bytes())
+    return f"{folder.uri}/{source.name}"
 
 
 # One manifest row on its way to the checks: a JSON object's text (JSONL lines; CSV and Parquet rows are

@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from adlake.config import Settings
-from adlake.errors import ClassifiedError
+from adlake.errors import ClassifiedError, ServiceUnavailable
 from adlake.lake import Lake, Quarantine, QuarantineRecord, count_values
 from adlake.lake.sql import sql_literal
 from adlake.lake.storage import Staging
@@ -101,6 +101,8 @@ def attempt(fn) -> tuple[Any, dict | None]:
     what broke."""
     try:
         return fn(), None
+    except ServiceUnavailable:
+        raise  # the media store is down: the task fails and is retried, no video is blamed
     except ClassifiedError as e:
         return None, {"ok": False, "error_class": e.error_class, "message": str(e)}
     except Exception as e:  # noqa: BLE001

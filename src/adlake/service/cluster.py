@@ -17,9 +17,11 @@ carries the marker ``ADLAKE_CLUSTER_HOME``, so stray executors and Ray workers a
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
+import signal
 import sys
 import time
 from collections.abc import Callable
@@ -28,11 +30,9 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
-
 from adlake.config import Settings
 from adlake.errors import ServiceUnavailable
-from adlake.service.procs import Proc, kill_leftovers, leftovers
+from adlake.service.procs import Proc, http_get, kill_leftovers, leftovers
 
 BIN = Path(sys.executable).parent
 MARKER = "ADLAKE_CLUSTER_HOME"
@@ -169,10 +169,8 @@ class Cluster:
         for name in self.components():
             if self.proc(name).pid() is None:
                 self._check_ports(name)
-                say(f"starting {name}")
-                self.proc(name).start(self._argv(name), self.base_env(), cwd=self.root)
+                self._start(name, say)
                 started.append(name)
-                self._wait(name)
         self.ensure_buckets()
         return {**self.status(), "started": started}
 
@@ -198,13 +196,32 @@ class Cluster:
                     raise ClusterError(f"cluster: {name} cannot start, port {port} is in use by another program "
                                        f"(a cluster of another ADLAKE_HOME? `ss -ltnp | grep {port}`)") from None
 
-    def _wait(self, name: str) -> None:
+    def _start(self, name: str, say: Callable[[str], None]) -> None:
+        """Start ``name`` and wait until it is healthy; one that exits while starting is started again, up to
+        ``cluster.start_attempts`` times."""
+        for attempt in range(1, self.conf.start_attempts + 1):
+            say(f"starting {name}" + (f" (attempt {attempt} of {self.conf.start_attempts})" if attempt > 1 else ""))
+            pid = self.proc(name).start(self._argv(name), self.base_env(), cwd=self.root)
+            if self._wait(name):
+                return
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(pid, signal.SIGKILL)  # whatever it had started (a raylet) goes with it
+            say(f"{name} exited while starting; see {self.proc(name).log_file}")
+        raise ClusterError(f"cluster: {name} exited {self.conf.start_attempts} times while starting; "
+                           f"see {self.proc(name).log_file}")
+
+    def _wait(self, name: str) -> bool:
+        """True once ``name`` is healthy, False when its process exited; a ClusterError when it runs but is not
+        healthy within ``cluster.startup_timeout_s``."""
         deadline = time.monotonic() + self.conf.startup_timeout_s
         while not self.healthy(name):
-            if self.proc(name).pid() is None or time.monotonic() > deadline:
-                why = "exited" if self.proc(name).pid() is None else f"not healthy after {self.conf.startup_timeout_s:.0f} s"
-                raise ClusterError(f"cluster: {name} {why}; see {self.proc(name).log_file}")
+            if self.proc(name).pid() is None:
+                return False
+            if time.monotonic() > deadline:
+                raise ClusterError(f"cluster: {name} not healthy after {self.conf.startup_timeout_s:.0f} s; "
+                                   f"see {self.proc(name).log_file}")
             time.sleep(1)
+        return True
 
     def ensure_buckets(self) -> list[str]:
         import boto3
@@ -227,14 +244,8 @@ class Cluster:
         return sorted({urlsplit(u).netloc for u in uris if u and u.startswith("s3://")})
 
     # -- health ------------------------------------------------------------------------------------------
-    def _get(self, url: str) -> httpx.Response | None:
-        try:
-            return httpx.get(url, timeout=3)
-        except httpx.HTTPError:
-            return None
-
     def spark_state(self) -> dict[str, Any]:
-        r = self._get(f"http://{self.host}:{self.conf.spark_ui_port}/json/")
+        r = http_get(f"http://{self.host}:{self.conf.spark_ui_port}/json/", timeout=3)
         return r.json() if r is not None and r.status_code == 200 else {}
 
     def ray_joined(self) -> set[str]:
@@ -254,7 +265,7 @@ class Cluster:
         if self.proc(name).pid() is None:
             return False
         if name == "s3":
-            r = self._get(f"{self.s3_url}/")
+            r = http_get(f"{self.s3_url}/", timeout=3)
             return r is not None and r.status_code == 200
         if name == "spark-master":
             return self.spark_state().get("status") == "ALIVE"
@@ -262,7 +273,9 @@ class Cluster:
             port = f":{self.conf.spark_ui_port + int(name.rsplit('-', 1)[1])}"
             return any(w.get("state") == "ALIVE" and str(w.get("webuiaddress", "")).endswith(port)
                        for w in self.spark_state().get("workers", []))
-        return f"adlake_node_{self.ray_nodes().index(name) + 1}" in self.ray_joined()
+        # `ray status` is a heavy process: asked only once the node says it started (after it registered)
+        return (self.proc(name).logged_since_start("Ray runtime started")
+                and f"adlake_node_{self.ray_nodes().index(name) + 1}" in self.ray_joined())
 
     # -- down, status --------------------------------------------------------------------------------------
     def down(self, say: Callable[[str], None] = print) -> dict[str, Any]:

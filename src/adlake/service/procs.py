@@ -14,7 +14,17 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import httpx
+
 MARKER = "ADLAKE_SERVICE_HOME"
+
+
+def http_get(url: str, timeout: float) -> httpx.Response | None:
+    """``httpx.get``, or None when the server does not answer (a health probe)."""
+    try:
+        return httpx.get(url, timeout=timeout)
+    except httpx.HTTPError:
+        return None
 
 
 def _start_time(pid: int) -> str | None:
@@ -55,6 +65,14 @@ class Proc:
         started = _start_time(proc.pid)
         self.pid_file.write_text(f"{proc.pid} {started}\n")
         return proc.pid
+
+    def logged_since_start(self, text: str) -> bool:
+        """Whether the log holds ``text`` after the line of the latest start."""
+        try:
+            log = self.log_file.read_bytes()
+        except FileNotFoundError:
+            return False
+        return text.encode() in log[log.rfind(b"\n--- "):]
 
     def stop(self, timeout_s: float) -> bool:
         """SIGTERM to the process group, SIGKILL after ``timeout_s``; True when something was running."""

@@ -26,7 +26,7 @@ from adlake.config import Settings
 from adlake.errors import ServiceUnavailable
 from adlake.orchestration import CRAWL_POOL, airflow_env
 from adlake.service.postgres import Postgres
-from adlake.service.procs import MARKER, Proc, kill_leftovers, leftovers
+from adlake.service.procs import MARKER, Proc, http_get, kill_leftovers, leftovers
 
 AIRFLOW_COMPONENTS = ("api-server", "scheduler", "dag-processor", "triggerer")
 DATABASES = ("airflow", "mlflow")
@@ -143,19 +143,13 @@ class Stack:
         return res
 
     # -- health -----------------------------------------------------------------------------------------
-    def _get(self, url: str) -> httpx.Response | None:
-        try:
-            return httpx.get(url, timeout=5)
-        except httpx.HTTPError:
-            return None
-
     def airflow_health(self) -> dict[str, Any]:
-        r = self._get(f"{self.api_url}/api/v2/monitor/health")
+        r = http_get(f"{self.api_url}/api/v2/monitor/health", timeout=5)
         return r.json() if r is not None and r.status_code == 200 else {}
 
     def component_health(self) -> dict[str, bool]:
         pg = self.postgres().healthy()
-        r = self._get(f"{self.mlflow_url}/health")
+        r = http_get(f"{self.mlflow_url}/health", timeout=5)
         health = self.airflow_health()
         out = {"postgres": pg, "mlflow": r is not None and r.status_code == 200, "api-server": bool(health)}
         for name, key in (("scheduler", "scheduler"), ("dag-processor", "dag_processor"), ("triggerer", "triggerer")):
