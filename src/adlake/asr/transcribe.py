@@ -118,6 +118,17 @@ class Transcriber:
         _align_words(sentences, self.aligner.align([(s.start_s, s.end_s, s.text) for s in sentences], audio))
 
     def transcribe(self, audio: np.ndarray) -> Transcript:
+        if self.device != "cpu" or not self.conf.cpu_threads:
+            return self._transcribe(audio)
+        from threadpoolctl import threadpool_limits
+
+        # OpenBLAS and both OpenMP runtimes (torch's and CTranslate2's) at the same thread count in an Airflow
+        # task and in a Ray actor (which sets OMP_NUM_THREADS to its CPUs): measured, OMP_NUM_THREADS=1
+        # against unset turned "juniper" into "tuniper" and moved sentence starts by 0.02-0.34 s
+        with threadpool_limits(self.conf.cpu_threads):
+            return self._transcribe(audio)
+
+    def _transcribe(self, audio: np.ndarray) -> Transcript:
         duration = len(audio) / SAMPLE_RATE
         regions, chunks = self.speech(audio)
         speech_s = sum(e - s for s, e in regions)
