@@ -152,6 +152,7 @@ class TaskOutcome:
     state: str
     try_number: int
     output: Any = None
+    duration_s: float | None = None
 
 
 @dataclass
@@ -205,6 +206,7 @@ def run_dag(settings: Settings, dag_id: str, conf: dict[str, Any]) -> DagOutcome
         tis = run.get_task_instances(session=session)
         ordered = sorted(tis, key=lambda ti: (ti.start_date is None, ti.start_date or 0, ti.map_index))
         tasks = [TaskOutcome(ti.task_id, ti.map_index, _state(ti.state), ti.try_number,
-                             outputs.get((ti.task_id, ti.map_index))) for ti in ordered]
+                             outputs.get((ti.task_id, ti.map_index)),
+                             None if ti.duration is None else round(ti.duration, 2)) for ti in ordered]
     state = _state(run.state)
     return DagOutcome(dag_id=dag_id, run_id=run.run_id, state=state, tasks=tasks)
