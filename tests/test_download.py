@@ -162,6 +162,9 @@ def test_an_unanswering_media_store_fails_the_crawl_and_blames_no_url(settings) 
     with pytest.raises(ServiceUnavailable):
         attempt(lambda: MediaStore(settings).local_copy("videos/ab/abc"))
     assert attempt(lambda: 1 / 0)[1]["error_class"] == "parse_ZeroDivisionError"  # a bad video still is its own
+    # a bug under a store call is not an outage: it is raised as itself, not retried as ServiceUnavailable
+    with pytest.raises(TypeError):
+        MediaStore(settings).put_bytes("text, not bytes", "videos")
 
 
 def test_the_planner_stays_within_airflows_mapped_task_limit(settings) -> None:

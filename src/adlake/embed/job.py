@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -115,6 +116,23 @@ def pending_bgm(lake: Lake, encoder_id: str) -> list[dict[str, Any]]:
 
 
 # -- the Ray actors: one model per actor, loaded once ------------------------------------------------------
+def load_each(items: Iterable[Any], load: Callable[[Any], np.ndarray], blank: np.ndarray
+              ) -> tuple[list[np.ndarray], list[str]]:
+    """``load`` of each item, and its error ("" when it loaded). A bad item gets ``blank`` and is quarantined
+    by its error, not the batch; an outage of the media store fails the task, to be retried, blaming no input."""
+    values, errors = [], []
+    for item in items:
+        try:
+            values.append(load(item))
+            errors.append("")
+        except ServiceUnavailable:
+            raise
+        except Exception as e:  # noqa: BLE001 - one bad input, recorded with its error class
+            values.append(blank)
+            errors.append(f"{type(e).__name__}: {e}"[:500])
+    return values, errors
+
+
 class FrameEmbedder:
     def __init__(self) -> None:
         from adlake.config import get_settings
@@ -130,16 +148,9 @@ class FrameEmbedder:
         from adlake.embed.encoders import decode_image
 
         size = self.encoder.image_size
-        pixels, errors = [], []
-        for uri in batch["media_uri"]:
-            try:
-                pixels.append(decode_image(self.store.read_bytes(self.store.key_of(str(uri))), size))
-                errors.append("")
-            except ServiceUnavailable:
-                raise  # the media store is down: retry the task, blame no input
-            except Exception as e:  # noqa: BLE001 - a bad frame is quarantined, not the batch
-                pixels.append(np.zeros((3, size, size), np.float32))
-                errors.append(f"{type(e).__name__}: {e}"[:500])
+        pixels, errors = load_each(
+            batch["media_uri"], lambda uri: decode_image(self.store.read_bytes(self.store.key_of(str(uri))), size),
+            blank=np.zeros((3, size, size), np.float32))
         with self._model_lock:
             vectors = self.encoder.embed_tensors(np.stack(pixels))
         return {"entity_id": batch["entity_id"], "vector": vectors, "error": np.array(errors, dtype=object),
@@ -167,21 +178,16 @@ class AudioEmbedder:
             self._cache = cache = {uri: read_wav(io.BytesIO(self.store.read_bytes(self.store.key_of(uri))))}
         return cache[uri]
 
+    def _window(self, item: tuple[str, float, float]) -> np.ndarray:
+        uri, start, end = item
+        piece = self._track(str(uri))[int(start * 16_000): int(end * 16_000)]
+        if len(piece) == 0:
+            raise ValueError(f"no audio between {start} s and {end} s")
+        return piece
+
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        clips, errors = [], []
-        for uri, start, end in zip(batch["media_uri"], batch["start_s"], batch["end_s"], strict=True):
-            try:
-                track = self._track(str(uri))
-                piece = track[int(start * 16_000): int(end * 16_000)]
-                if len(piece) == 0:
-                    raise ValueError(f"no audio between {start} s and {end} s")
-                clips.append(piece)
-                errors.append("")
-            except ServiceUnavailable:
-                raise  # the media store is down: retry the task, blame no input
-            except Exception as e:  # noqa: BLE001 - a bad window is quarantined, not the batch
-                clips.append(np.zeros(16_000, np.float32))
-                errors.append(f"{type(e).__name__}: {e}"[:500])
+        clips, errors = load_each(zip(batch["media_uri"], batch["start_s"], batch["end_s"], strict=True),
+                                  self._window, blank=np.zeros(16_000, np.float32))
         with self._model_lock:
             vectors = self.encoder.embed(clips)
         return {"entity_id": batch["entity_id"], "vector": vectors, "error": np.array(errors, dtype=object),

@@ -36,15 +36,35 @@ def sha256_text(text: str) -> str:
 _inside = threading.local()  # set in the threads that run a store call under its deadline
 
 
+@functools.cache
+def _store_failures() -> tuple[type[BaseException], ...]:
+    """What a store that fails to answer raises: OSError (a local disk, s3fs's translated errors, timeouts)
+    and the errors of the S3 client stack that s3fs lets through. Anything else is a bug, not an outage."""
+    kinds: list[type[BaseException]] = [OSError]
+    try:
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        kinds += [BotoCoreError, ClientError]
+    except ImportError:  # no S3 client installed: only local and fsspec-native stores
+        pass
+    try:
+        from aiohttp import ClientError as HttpClientError
+
+        kinds.append(HttpClientError)
+    except ImportError:
+        pass
+    return tuple(kinds)
+
+
 def _reaching_the_store(method):
-    """Any failure of ``method`` other than a missing file is an outage of the store."""
+    """A failure of the store under ``method``, other than a missing file, is an outage of the store."""
     @functools.wraps(method)
     def call(self: MediaStore, *args, **kwargs):
         try:
             return self.within_deadline(method, self, *args, **kwargs)
         except (FileNotFoundError, ServiceUnavailable):
             raise
-        except Exception as e:  # noqa: BLE001 - s3fs, botocore, aiohttp and OSError all mean the same here
+        except _store_failures() as e:
             raise ServiceUnavailable(f"media store {self.root}: {method.__name__} failed: "
                                      f"{type(e).__name__}: {e}"[:1000]) from e
     return call

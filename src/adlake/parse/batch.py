@@ -78,7 +78,8 @@ class BatchResult:
     by_error_class: dict[str, int]
     seconds: float
     engine: str = "airflow"
-    videos_by_node: dict[str, int] = field(default_factory=dict)  # parse.engine ray: where the vision stage ran
+    # parse.engine ray: the videos each stage (hear, see) handled on each Ray node
+    videos_by_node: dict[str, dict[str, int]] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

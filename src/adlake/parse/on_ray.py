@@ -69,7 +69,7 @@ class Hear(_Actor):
             heard.append(pickle.dumps(got) if error is None else b"")
             errors.append(pickle.dumps(error) if error else b"")
         return {**{k: batch[k] for k in VIDEO_KEYS}, "heard": np.array(heard, dtype=object),
-                "error": np.array(errors, dtype=object)}
+                "error": np.array(errors, dtype=object), "heard_on": np.array([node_id()] * len(heard), dtype=object)}
 
 
 class See(_Actor):
@@ -91,7 +91,7 @@ class See(_Actor):
             outcomes.append(stage_video(self.root, video["video_id"], parsed, error))
         n = len(outcomes)
         return {"video_id": batch["video_id"], "outcome": np.array(outcomes, dtype=object),
-                "node": np.array([node_id()] * n, dtype=object)}
+                "heard_on": batch["heard_on"], "seen_on": np.array([node_id()] * n, dtype=object)}
 
 
 def parse_on_ray(lake: Lake) -> BatchResult:
@@ -102,7 +102,7 @@ def parse_on_ray(lake: Lake) -> BatchResult:
     pending = pending_videos(lake)
     todo = unstaged(lake, pending)
     outcomes: list[str] = []
-    by_node: dict[str, int] = {}
+    by_node: dict[str, dict[str, int]] = {"hear": {}, "see": {}}
     if todo:
         ray_init(settings)  # before Ray is imported: it reads its authentication settings then
         import ray
@@ -118,8 +118,9 @@ def parse_on_ray(lake: Lake) -> BatchResult:
                            batch_format="numpy", compute=pool(conf.see_actors), num_cpus=conf.cpus_per_actor,
                            scheduling_strategy="SPREAD"))  # across the nodes; a lost node's actor restarts elsewhere
         for batch in ds.iter_batches(batch_size=16, batch_format="numpy"):
-            for outcome, node in zip(batch["outcome"], batch["node"], strict=True):
-                outcomes.append(str(outcome))
-                by_node[str(node)] = by_node.get(str(node), 0) + 1
+            outcomes += [str(o) for o in batch["outcome"]]
+            for stage, column in (("hear", "heard_on"), ("see", "seen_on")):
+                for node in batch[column]:
+                    by_node[stage][str(node)] = by_node[stage].get(str(node), 0) + 1
     return batch_result(0, 1, len(pending), outcomes, len(pending) - len(todo), t_start, engine="ray",
-                        videos_by_node=dict(sorted(by_node.items())))
+                        videos_by_node={stage: dict(sorted(n.items())) for stage, n in by_node.items()})
