@@ -10,7 +10,7 @@ APT_PACKAGES := ffmpeg espeak-ng sox fonts-dejavu-core postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export ADLAKE_HOME ?= $(CURDIR)/.adlake
 
-.PHONY: setup system-deps java python-deps demo test test-fast bench lint clean up down status screenshot cluster-up cluster-down cluster-status
+.PHONY: setup system-deps java python-deps media-sources demo test test-fast bench lint clean up down status screenshot cluster-up cluster-down cluster-status
 
 setup: system-deps java python-deps ## install everything the project needs (idempotent)
 
@@ -42,6 +42,9 @@ $(SETUP_STAMP): uv.lock pyproject.toml
 	$(UV) sync --frozen
 	@touch $@
 
+media-sources: setup ## real footage, speech and music for `adlake synth --real`, from Debian packages (not committed)
+	$(BIN)/adlake media-sources
+
 demo: setup ## synthesize a corpus, serve it, ingest it through Airflow, show the lake
 	ADLAKE_ENV=$${ADLAKE_ENV:-local} $(BIN)/adlake demo
 
@@ -68,7 +71,7 @@ screenshot: ## the Airflow UI of the running stack through headless Chromium: do
 	ADLAKE_ENV=$${ADLAKE_ENV:-service} $(BIN)/python -m bench.screenshot --path /dags --out docs/airflow-dags.png
 	ADLAKE_ENV=$${ADLAKE_ENV:-service} $(BIN)/python -m bench.screenshot --dag ads_features --out docs/airflow-grid.png
 
-test: setup ## the whole suite (slow tests included)
+test: setup media-sources ## the whole suite (slow tests included)
 	ADLAKE_ENV=test $(BIN)/pytest
 
 test-fast: setup

@@ -18,11 +18,14 @@ def test_normalisation_spells_numbers_and_drops_punctuation() -> None:
 
 
 def test_bundled_model_meets_the_bar_on_the_corpus(corpus: Path) -> None:
-    score = score_corpus(corpus, AsrConf())
+    score = score_corpus(corpus, AsrConf(), baseline=True)
     assert score.sentences >= 5
     assert score.wer <= 0.25, score.as_dict()
     assert score.timing_share >= 0.9, score.as_dict()
     assert score.voiceover_correct == score.videos  # music-only ads are not voiceovers
+    # plain sequential faster-whisper on the same audio, measured in the same run (issue 16 compares them)
+    assert score.baseline_wer is not None and 0 <= score.baseline_wer <= 1 and score.speed_up > 0
+    assert list(score.by_part) == ["synthetic"] and score.by_part["synthetic"]["wer"] == score.wer
 
 
 def test_a_missing_model_path_is_a_clear_error(tmp_path: Path) -> None:

@@ -82,3 +82,94 @@ def test_metadata_only_manifest(tmp_path: Path) -> None:
     assert 0 < s1["bad_rows"] < 200 and s1["duplicate_urls"] > 0
     assert 1 < s1["products"] < 20_000
     assert len(set(a["ad_id"].to_pylist())) == 20_000
+
+
+# -- real recordings (issue 16): footage, speech and music from Debian packages ---------------------------
+@pytest.fixture(scope="module")
+def sources_dir() -> Path:
+    """The real recordings, fetched once per machine (make test fetches them first; on a bare checkout the
+    fixture fetches them, about 165 MB of Debian packages)."""
+    from adlake.config import get_settings
+    from adlake.synth.sources import fetch
+
+    root = Path(get_settings().synth.sources_dir)
+    fetch(root)
+    return root
+
+
+def test_sources_are_fetched_once_and_whole(sources_dir: Path, tmp_path: Path, monkeypatch) -> None:
+    import hashlib
+
+    from adlake.synth import sources as src
+
+    loaded = src.Sources.load(sources_dir)
+    assert len(loaded.footage) == 4 and len(loaded.songs) == 4 and len(loaded.prompts) > 150
+    assert all(p.text and p.path.exists() for p in loaded.prompts)
+    manifest = json.loads((sources_dir / src.MANIFEST).read_text())
+    for package in manifest["packages"].values():  # every file is what was fetched
+        for rel, digest in list(package["files"].items())[:20]:
+            assert hashlib.sha256((sources_dir / rel).read_bytes()).hexdigest() == digest
+    assert {p.name for p in (sources_dir / "licences").iterdir()} >= {"opencv-doc", "fretsonfire-songs-muldjord"}
+    # a second fetch downloads nothing; a package that is missing is fetched, into a folder of its own
+    def no_download(package, into):
+        raise AssertionError(f"{package} was downloaded again")
+    monkeypatch.setattr(src, "_download", no_download)
+    assert src.fetch(sources_dir) == manifest
+    monkeypatch.undo()
+    small = {"asterisk-core-sounds-en": src.PACKAGES["asterisk-core-sounds-en"]}
+    got = src.fetch(tmp_path / "s", small)
+    assert list(got["packages"]) == ["asterisk-core-sounds-en"] and (tmp_path / "s/speech/core-sounds-en.txt").exists()
+    assert not list((tmp_path / "s").rglob("*.part"))
+    with pytest.raises(src.SourcesError, match="make media-sources"):
+        src.Sources.load(tmp_path / "s")  # the other packages are missing, and it says how to get them
+
+
+def test_real_ads_cut_where_the_truth_says_and_leave_the_synthetic_ads_as_planned(
+        sources_dir: Path, corpus: Path, tmp_path: Path) -> None:
+    import av
+    import numpy as np
+
+    from adlake.synth import generate
+
+    base = truth(corpus)
+    mixed = tmp_path / "mixed"
+    generate(mixed, n=4, seed=11, base_url=base["base_url"], real=0.5, sources_dir=sources_dir)
+    gt = truth(mixed)
+    real = {k: t for k, t in gt["ads"].items() if t.get("real")}
+    assert len(real) == 2 and gt["sources"]["opencv-doc"]
+    for ad_id, t in gt["ads"].items():
+        if t["kind"] != "bad" and ad_id not in real:  # the synthetic ads are the same ads: plan and truth
+            assert t == base["ads"][ad_id], ad_id
+    for ad_id, t in real.items():
+        footage = [f["file"] for f in t["real"]["footage"]]
+        assert all(a != b for a, b in zip(footage, footage[1:], strict=False)), footage  # every cut changes shot
+        with av.open(str(mixed / t["file"])) as c:
+            frames = [f.to_ndarray(format="gray", width=64, height=36).astype(np.float32) for f in c.decode(video=0)]
+        assert len(frames) == round(t["duration_s"] * t["fps"]), ad_id
+        diff = np.array([np.abs(a - b).mean() for a, b in zip(frames, frames[1:], strict=False)])
+        inside = np.median(diff)
+        for b in t["boundaries"]:
+            frame = round(b["t_s"] * t["fps"])
+            if b["type"] == "cut":  # the largest change of its neighbourhood, on the exact frame
+                window = diff[frame - 6: frame + 5]
+                assert int(np.argmax(window)) == 5 and window[5] > 8 * inside, (ad_id, b, window.round(1))
+        if t["has_voiceover"]:
+            assert all(s["voice"] == "asterisk-allison" and len(s["text"].split()) >= 2 for s in t["sentences"])
+            for s, shot in zip(t["sentences"], t["shots"], strict=True):
+                assert shot["start_s"] <= s["start_s"] < s["end_s"] <= shot["end_s"], (ad_id, s, shot)
+        assert p_ok(probe(mixed / t["file"]), t), ad_id
+
+
+def p_ok(p: dict, t: dict) -> bool:
+    return abs(p["duration_s"] - t["duration_s"]) <= 0.1 and (p["width"], p["height"]) == (t["width"], t["height"])
+
+
+def test_wide_voices_change_voice_rate_and_music_level(tmp_path: Path) -> None:
+    import random as rnd
+
+    from adlake.synth.corpus import AdPlan, Scene, plan_voiceover
+
+    plan = AdPlan("ad", "voiceover", (640, 360), "p", "Aurora lamp", ["fits in your pocket", "charges fast",
+                  "runs all night"], scenes=[Scene("color", 0), Scene("color", 90)], transitions=["cut"])
+    plan_voiceover(plan, rnd.Random(3), tmp_path, voices="wide")
+    assert "+" in plan.scenes[0].voice and 6.0 <= plan.music_db_under_voice <= 18.0

@@ -132,6 +132,12 @@ class ClusterConf(_Section):
     stop_timeout_s: float = Field(gt=0)
 
 
+class SynthConf(_Section):
+    """`adlake synth --real` and `adlake media-sources`; the default in base.yaml."""
+
+    sources_dir: str  # the real recordings fetched from Debian packages (adlake.synth.sources); ~ expanded
+
+
 class EngagementConf(_Section):
     mode: Literal["threshold", "percentile"] = "threshold"
     min_play_count: int = Field(1000, ge=0)  # mode threshold
@@ -488,6 +494,7 @@ class Settings(BaseSettings):
     evaluate: EvaluateConf = Field(default_factory=EvaluateConf)
     service: ServiceConf | None = None  # conf/base.yaml always sets it
     cluster: ClusterConf | None = None  # conf/base.yaml always sets it
+    synth: SynthConf | None = None  # conf/base.yaml always sets it
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
@@ -512,6 +519,8 @@ class Settings(BaseSettings):
         self.airflow.home = self.airflow.home or str(h / "airflow")
         self.ingest.landing_uri = self.ingest.landing_uri or str(h / "landing")
         self.ingest.file_roots = [str((h / r).resolve()) for r in self.ingest.file_roots]
+        if self.synth is not None:
+            self.synth.sources_dir = str(Path(self.synth.sources_dir).expanduser())
         if self.ray.auth_token_path:
             self.ray.auth_token_path = str(h / self.ray.auth_token_path)
         return self

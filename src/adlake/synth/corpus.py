@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -35,6 +36,8 @@ from adlake.synth.words import (
     OPENERS,
     SELLING_POINTS,
     VOICES,
+    WIDE_LANGUAGES,
+    WIDE_VARIANTS,
 )
 
 FPS = 25
@@ -79,6 +82,8 @@ class Scene:
     voice: str | None = None
     speech_start_s: float | None = None  # in the ad's timeline
     speech_end_s: float | None = None
+    footage: str | None = None  # a real recording (adlake.synth.real): this window of it, not a lavfi source
+    footage_start_s: float = 0.0
 
 
 @dataclass
@@ -93,6 +98,8 @@ class AdPlan:
     transitions: list[str] = field(default_factory=list)  # between scene i and i+1: 'cut' | 'dissolve'
     bgm_id: str | None = None
     file_name: str = ""
+    real: bool = False  # cut from real recordings (adlake.synth.real)
+    music_db_under_voice: float | None = None  # None: the music at a fixed level (the original corpus)
 
 
 # -- audio helpers --------------------------------------------------------------------------------------
@@ -112,14 +119,20 @@ def write_wav(path: Path, samples: np.ndarray) -> None:
         w.writeframes(pcm.tobytes())
 
 
+def trimmed_16k(raw: Path, out: Path) -> np.ndarray:
+    """Speech resampled to 16 kHz mono and trimmed of leading and trailing silence."""
+    _run(["sox", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(out),
+          "silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%", "reverse"])
+    return read_wav(out)
+
+
 def speak(text: str, voice: str, out: Path, rate: int = 160) -> np.ndarray:
     """espeak-ng speech, resampled to 16 kHz and trimmed of leading and trailing silence."""
     raw = out.with_suffix(".raw.wav")
     _run(["espeak-ng", "-v", voice, "-s", str(rate), "-w", str(raw), text])
-    _run(["sox", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(out),
-          "silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%", "reverse"])
+    audio = trimmed_16k(raw, out)
     raw.unlink()
-    return read_wav(out)
+    return audio
 
 
 def make_bgm_library(out_dir: Path, count: int = len(BGM_NOTES)) -> dict[str, Path]:
@@ -178,26 +191,37 @@ def _source(scene: Scene, size: tuple[int, int], seed: int) -> str:
     }[scene.look]
 
 
-def plan_voiceover(plan: AdPlan, rng: random.Random, work: Path) -> list[np.ndarray]:
-    """Speak one sentence per scene and size each scene around its speech."""
-    voice = rng.choice(VOICES)
+def plan_voiceover(plan: AdPlan, rng: random.Random, work: Path, voices: str = "narrow") -> list[np.ndarray]:
+    """Speak one sentence per scene and size each scene around its speech. ``voices="wide"``: any English
+    espeak-ng voice with any of its variants, 130–200 words a minute, the music 6–18 dB under the voice."""
+    voice, rate = rng.choice(VOICES), 160
+    if voices == "wide":
+        voice, rate = f"{rng.choice(WIDE_LANGUAGES)}+{rng.choice(WIDE_VARIANTS)}", rng.randint(130, 200)
+        plan.music_db_under_voice = round(rng.uniform(6.0, 18.0), 1)
     n = len(plan.scenes)
     extra = rng.sample([p for p in SELLING_POINTS if p not in plan.selling_points], max(0, n - 5))
     middle = [f"It {p}." for p in plan.selling_points] + [f"It also {p}." for p in extra]
     lines = [rng.choice(OPENERS).format(name=plan.product_name), *middle[: n - 2],
              rng.choice(CALLS_TO_ACTION).format(name=plan.product_name)]
     speech = []
-    for i, (scene, line) in enumerate(zip(plan.scenes, lines, strict=True)):
-        audio = speak(line, voice, work / f"s{i}.wav")
+    for i, line in enumerate(lines):
+        audio = speak(line, voice, work / f"s{i}.wav", rate=rate)
         if len(audio) / SAMPLE_RATE > 6.4:  # keep every scene within 8 s
-            audio = speak(line, voice, work / f"s{i}.wav", rate=200)
-        lead = rng.uniform(0.3, 0.6) + (DISSOLVE_S if i > 0 and plan.transitions[i - 1] == "dissolve" else 0)
-        tail = rng.uniform(0.4, 0.9) + (DISSOLVE_S if i < n - 1 and plan.transitions[i] == "dissolve" else 0)
-        scene.duration_s = round(max(2.0, min(8.0, lead + len(audio) / SAMPLE_RATE + tail)) * FPS) / FPS
-        scene.sentence, scene.voice = line, voice
-        scene.speech_start_s = lead  # relative for now
+            audio = speak(line, voice, work / f"s{i}.wav", rate=max(rate, 200))
+        fit_scene(plan, i, audio, line, voice, rng)
         speech.append(audio)
     return speech
+
+
+def fit_scene(plan: AdPlan, i: int, audio: np.ndarray, line: str, voice: str, rng: random.Random,
+              longest_s: float = 8.0) -> None:
+    """Size scene ``i`` around its speech (a lead-in and a tail, a dissolve's length more at a dissolve)."""
+    n, scene = len(plan.scenes), plan.scenes[i]
+    lead = rng.uniform(0.3, 0.6) + (DISSOLVE_S if i > 0 and plan.transitions[i - 1] == "dissolve" else 0)
+    tail = rng.uniform(0.4, 0.9) + (DISSOLVE_S if i < n - 1 and plan.transitions[i] == "dissolve" else 0)
+    scene.duration_s = round(max(2.0, min(longest_s, lead + len(audio) / SAMPLE_RATE + tail)) * FPS) / FPS
+    scene.sentence, scene.voice = line, voice
+    scene.speech_start_s = lead  # relative for now
 
 
 def timeline(plan: AdPlan) -> tuple[list[float], list[dict], float]:
@@ -227,7 +251,13 @@ def render(plan: AdPlan, out: Path, work: Path, rng_seed: int, speech: list[np.n
     if plan.bgm_id:
         track = read_wav(bgm[plan.bgm_id])
         reps = int(np.ceil(n_samples / len(track)))
-        mix += np.tile(track, reps)[:n_samples] * (0.12 if plan.kind == "voiceover" else 0.5)
+        music = np.tile(track, reps)[:n_samples]
+        if plan.kind == "voiceover" and plan.music_db_under_voice is not None and speech:
+            voiced = np.concatenate(speech)
+            gain = _rms(voiced) / max(_rms(music), 1e-6) * 10 ** (-plan.music_db_under_voice / 20)
+        else:
+            gain = 0.12 if plan.kind == "voiceover" else 0.5
+        mix += music * gain
     sentences = []
     for i, (scene, audio) in enumerate(zip(plan.scenes, speech, strict=False)):
         begin = starts[i] + scene.speech_start_s
@@ -238,13 +268,20 @@ def render(plan: AdPlan, out: Path, work: Path, rng_seed: int, speech: list[np.n
                           "end_s": scene.speech_end_s, "voice": scene.voice})
 
     inputs, filters = [], []
+    w, h = plan.size
     for i, scene in enumerate(plan.scenes):
-        inputs += ["-f", "lavfi", "-i", _source(scene, plan.size, rng_seed + i)]
+        if scene.footage:  # a window of a real recording, filling the frame, at the corpus's frame rate
+            inputs += ["-ss", f"{scene.footage_start_s:.3f}", "-t", f"{scene.duration_s + 1:.3f}", "-i", scene.footage]
+            fit = (f"scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h},setsar=1,fps={FPS},"
+                   f"trim=duration={scene.duration_s:.3f},")
+        else:
+            inputs += ["-f", "lavfi", "-i", _source(scene, plan.size, rng_seed + i)]
+            fit = ""
         text = work / f"overlay{i}.txt"
         text.write_text(scene.overlay)
         fontsize = max(18, plan.size[0] // 18)
         filters.append(
-            f"[{i}:v]format=yuv420p,drawtext=fontfile={FONT}:textfile={text}:fontsize={fontsize}:"
+            f"[{i}:v]{fit}format=yuv420p,drawtext=fontfile={FONT}:textfile={text}:fontsize={fontsize}:"
             f"fontcolor=white:borderw=2:bordercolor=black:x=(w-tw)/2:y=h*0.08,settb=AVTB,setpts=PTS-STARTPTS[s{i}]")
     current = "s0"
     for i, kind in enumerate(plan.transitions, start=1):
@@ -269,6 +306,10 @@ def render(plan: AdPlan, out: Path, work: Path, rng_seed: int, speech: list[np.n
         shots.append({"idx": i, "start_s": round(edges[i], 3), "end_s": round(edges[i + 1], 3),
                       "transition": "start" if i == 0 else boundaries[i - 1]["type"]})
     return {"duration_s": total, "boundaries": boundaries, "shots": shots, "sentences": sentences}
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
 
 
 def render_long(out: Path, seconds: float) -> None:
@@ -325,24 +366,43 @@ def _plan_ads(n: int, rng: random.Random) -> list[AdPlan]:
     return plans
 
 
-def _build_one(plan: AdPlan, seed: int, videos: Path, bgm: dict[str, Path]) -> dict:
+def _build_one(plan: AdPlan, seed: int, videos: Path, bgm: dict[str, Path], voices: str = "narrow",
+               real: Any = None) -> dict:
+    """Render one planned ad; ``real`` (``adlake.synth.real.RealMedia``) for an ad of real recordings."""
     rng = random.Random(f"{seed}:{plan.ad_id}")
     with tempfile.TemporaryDirectory(prefix=f"synth-{plan.ad_id}-") as tmp:
         work = Path(tmp)
-        speech = plan_voiceover(plan, rng, work) if plan.kind == "voiceover" else []
+        if plan.real:
+            speech = real.speak(plan, rng, work) if plan.kind == "voiceover" else []
+            real.place(plan, rng)
+        else:
+            speech = plan_voiceover(plan, rng, work, voices) if plan.kind == "voiceover" else []
         truth = render(plan, videos / plan.file_name, work, seed % 100_000, speech, bgm)
     w, h = plan.size
+    extra: dict[str, Any] = {}
+    if plan.real:
+        extra["real"] = {"footage": [{"file": Path(s.footage).name, "start_s": s.footage_start_s}
+                                     for s in plan.scenes], "speech": "asterisk-core-sounds-en (8 kHz)"}
+    if plan.music_db_under_voice is not None and plan.kind == "voiceover":
+        extra["music_db_under_voice"] = plan.music_db_under_voice
     return {"kind": plan.kind, "file": f"videos/{plan.file_name}", "width": w, "height": h, "fps": FPS,
             "has_video": True, "has_audio": plan.kind != "silent", "has_voiceover": plan.kind == "voiceover",
-            "bgm_id": plan.bgm_id, "scenes": len(plan.scenes), "transitions": plan.transitions, **truth}
+            "bgm_id": plan.bgm_id, "scenes": len(plan.scenes), "transitions": plan.transitions, **truth, **extra}
 
 
 def generate(out: Path, n: int = 24, seed: int = 7, base_url: str = "http://127.0.0.1:8765",
              crawl_date: dt.date | None = None, workers: int = 2,
-             progress: Callable[[str], None] | None = None) -> CorpusSummary:
-    """Write ``n`` good ads plus the bad inputs, a manifest and the ground truth under ``out``."""
+             progress: Callable[[str], None] | None = None, real: float = 0.0, voices: str = "narrow",
+             sources_dir: Path | None = None) -> CorpusSummary:
+    """Write ``n`` good ads plus the bad inputs, a manifest and the ground truth under ``out``. ``real``: the
+    share of ads cut from real recordings (``adlake.synth.real``; the sources under ``sources_dir``);
+    ``voices``: ``narrow`` (four espeak-ng voices, the original corpus) or ``wide``."""
     if n < 4:
         raise ValueError("a corpus needs at least 4 ads")
+    if not 0.0 <= real <= 1.0:
+        raise ValueError(f"real is a share of the ads, between 0 and 1 (got {real})")
+    if voices not in ("narrow", "wide"):
+        raise ValueError(f"voices: narrow or wide (got {voices!r})")
     for tool in ("ffmpeg", "ffprobe", "espeak-ng", "sox"):
         if shutil.which(tool) is None:
             raise SynthError(f"{tool} is not installed (make setup installs ffmpeg, espeak-ng and sox)")
@@ -353,10 +413,18 @@ def generate(out: Path, n: int = 24, seed: int = 7, base_url: str = "http://127.
     rng = random.Random(seed)
     bgm = make_bgm_library(out / "bgm")
     plans = _plan_ads(n, rng)
+    media = None
+    if real:  # its own random stream: the synthetic ads stay what they are for the seed
+        from adlake.synth.real import RealMedia
+
+        media = RealMedia.load(sources_dir, out / "bgm")
+        bgm.update(media.songs)
+        media.plan(plans, round(real * n), random.Random(f"{seed}:real"))
     truth: dict[str, dict] = {}
     done = 0
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        for plan, record in zip(plans, pool.map(lambda p: _build_one(p, seed, videos, bgm), plans), strict=True):
+        build = lambda p: _build_one(p, seed, videos, bgm, voices, media)  # noqa: E731
+        for plan, record in zip(plans, pool.map(build, plans), strict=True):
             truth[plan.ad_id] = record
             done += 1
             if progress:
@@ -381,6 +449,8 @@ def generate(out: Path, n: int = 24, seed: int = 7, base_url: str = "http://127.
     meta = {"seed": seed, "n": n, "crawl_date": crawl_date.isoformat(), "base_url": url, "fps": FPS,
             "dissolve_s": DISSOLVE_S, "manifest_rows": len(rows),
             "bgm": {k: f"bgm/{p.name}" for k, p in bgm.items()}, "ads": truth}
+    if media or voices != "narrow":
+        meta.update(real=real, voices=voices, **({"sources": media.versions} if media else {}))
     gt = out / "ground_truth.json"
     gt.write_text(json.dumps(meta, indent=1, sort_keys=True))
     expected: dict[str, int] = {}

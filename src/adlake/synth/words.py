@@ -17,3 +17,7 @@ OPENERS = ["Meet the new {name}.", "This is the {name}.", "Say hello to the {nam
 CALLS_TO_ACTION = ["Order yours today.", "Get the {name} now and save twenty percent.",
                    "Buy one today and get free shipping.", "Try it for thirty days at no risk."]
 VOICES = ["en-us", "en-us+m3", "en-gb", "en-us+f3"]
+# --voices wide: every English espeak-ng language (not the mbrola ones, which need a separate synthesiser)
+# with any of its human-sounding variants
+WIDE_LANGUAGES = ["en-us", "en-gb", "en-gb-scotland", "en-gb-x-gbclan", "en-gb-x-gbcwmd", "en-gb-x-rp", "en-029"]
+WIDE_VARIANTS = [f"m{i}" for i in range(1, 9)] + [f"f{i}" for i in range(1, 6)]

@@ -1,0 +1,3 @@
+from adlake.cli import main
+
+main()
