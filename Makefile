@@ -77,7 +77,7 @@ test: setup media-sources ## the whole suite (slow tests included)
 test-fast: setup
 	ADLAKE_ENV=test $(BIN)/pytest -m "not slow"
 
-bench: setup ## benchmarks, each against a baseline measured in the same run
+bench: setup media-sources ## benchmarks, each against a baseline measured in the same run
 	ADLAKE_ENV=$${ADLAKE_ENV:-local} $(BIN)/python -m bench
 
 lint: setup ## ruff, including its Airflow rules

@@ -58,7 +58,7 @@ def test_ads_outside_the_rules_get_a_reason() -> None:
 def test_sentences_split_at_full_stops_and_long_pauses_and_clip_to_speech() -> None:
     from types import SimpleNamespace as W
 
-    from adlake.asr.transcribe import split_sentences
+    from adlake.asr.sentences import split_sentences
 
     words = [W(word=" Meet", start=0.5, end=0.8, probability=0.9), W(word=" the", start=0.8, end=1.0, probability=0.9),
              W(word=" lamp", start=1.0, end=2.9, probability=0.9),  # Whisper's end runs into the pause

