@@ -45,7 +45,7 @@ $(SETUP_STAMP): uv.lock pyproject.toml
 media-sources: setup ## real footage, speech and music for `adlake synth --real`, from Debian packages (not committed)
 	$(BIN)/adlake media-sources
 
-demo: setup ## synthesize a corpus, serve it, ingest it through Airflow, show the lake
+demo: setup media-sources ## synthesize a corpus (adlake demo --real 0.5: half of it cut from real recordings), serve it, ingest it through Airflow, show the lake
 	ADLAKE_ENV=$${ADLAKE_ENV:-local} $(BIN)/adlake demo
 
 up: setup ## the service stack: Postgres, Airflow (scheduler, dag-processor, api-server, triggerer), MLflow server

@@ -55,6 +55,31 @@ def corpus(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def sources_dir() -> Path:
+    """The real recordings, fetched once per machine (make test fetches them first; on a bare checkout the
+    fixture fetches them, about 165 MB of Debian packages)."""
+    from adlake.config import get_settings
+    from adlake.synth.sources import fetch
+
+    root = Path(get_settings().synth.sources_dir)
+    fetch(root)
+    return root
+
+
+@pytest.fixture(scope="session")
+def mixed_corpus(corpus: Path, sources_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The test corpus's plan with half its ads cut from real footage, speech and music instead."""
+    import json
+
+    from adlake.synth import generate
+
+    out = tmp_path_factory.mktemp("mixed")
+    base_url = json.loads((corpus / "ground_truth.json").read_text())["base_url"]
+    generate(out, n=4, seed=11, base_url=base_url, real=0.5, sources_dir=sources_dir)
+    return out
+
+
+@pytest.fixture(scope="session")
 def cli_lake_counts() -> dict[str, int]:
     """Row counts per table of the lake that `adlake run` built from ``corpus`` (filled by tests/test_cli.py),
     for the service test to compare its scheduler-built lake with."""

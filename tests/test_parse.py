@@ -24,20 +24,16 @@ def test_views_keep_the_aspect_ratio_and_orientation() -> None:
 
 
 def test_a_change_spread_over_frames_is_a_dissolve() -> None:
+    import numpy as np
+
     from adlake.clips.shots import _transition
 
-    class Stats:
-        def __init__(self, values: dict[int, float]):
-            self.values = values
-
-        def metrics_exist(self, frame: int, keys) -> bool:
-            return frame in self.values
-
-        def get_metrics(self, frame: int, keys):
-            return [self.values[frame]]
-
-    assert _transition(Stats({k: 1.0 for k in range(30)} | {15: 80.0}), 15) == "cut"
-    assert _transition(Stats({k: 1.0 for k in range(30)} | {13: 20.0, 14: 30.0, 15: 25.0}), 15) == "dissolve"
+    cut = np.ones(30)
+    cut[15] = 80.0
+    spread = np.ones(30)
+    spread[13:16] = (20.0, 30.0, 25.0)
+    assert _transition(cut, 15) == "cut"
+    assert _transition(spread, 15) == "dissolve"
 
 
 def test_temporal_views_spread_uniformly_and_spatial_is_the_middle() -> None:
@@ -51,9 +47,9 @@ def test_temporal_views_spread_uniformly_and_spatial_is_the_middle() -> None:
 
 @pytest.mark.media
 def test_one_decode_gives_shots_and_1fps_frames_in_display_orientation(tmp_path: Path) -> None:
-    from adlake.clips.shots import boundaries, detect_shots
+    from adlake.clips.shots import boundaries, detect_shots, small_frames
     from adlake.config import ShotsConf
-    from adlake.media.frames import FrameTap
+    from adlake.media.frames import decode_once
 
     plain, rotated = tmp_path / "plain.mp4", tmp_path / "rotated.mp4"
     subprocess.run(["ffmpeg", "-v", "error", "-f", "lavfi", "-i", "color=c=red:s=320x180:r=25:d=3", "-f", "lavfi",
@@ -61,15 +57,58 @@ def test_one_decode_gives_shots_and_1fps_frames_in_display_orientation(tmp_path:
                     "-map", "[v]", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(plain)], check=True)
     subprocess.run(["ffmpeg", "-v", "error", "-i", str(plain), "-c", "copy", "-metadata:s:v:0", "rotate=90",
                     str(rotated)], check=True)
+    conf = ShotsConf(detector="adaptive")
     for path, portrait in ((plain, False), (rotated, True)):
-        tap = FrameTap(str(path))
-        shots = detect_shots(path, ShotsConf(), video=tap)
+        decoded = decode_once(path, small_frames(conf))
+        shots = detect_shots(decoded, conf)
         assert boundaries(shots) == [pytest.approx(3.0, abs=0.05)]
         assert [s.transition for s in shots] == ["start", "cut"]
-        assert [s.t_s for s in tap.samples] == pytest.approx([0.5, 1.5, 2.5, 3.5, 4.5, 5.5], abs=0.03)
-        assert tap.frames_read == 150  # every frame decoded once, for both jobs
-        spatial = tap.samples[0].views[996]
+        assert [s.t_s for s in decoded.samples] == pytest.approx([0.5, 1.5, 2.5, 3.5, 4.5, 5.5], abs=0.03)
+        assert decoded.frames == 150  # every frame decoded once, for both jobs
+        assert decoded.small.shape[1:3] == ((80, 45) if portrait else (45, 80))  # the detector's 1/4 size
+        spatial = decoded.samples[0].view(996)  # encoded on demand, scaled up to the stated size
         assert (spatial.width, spatial.height) == ((560, 996) if portrait else (996, 560))
+        assert decoded.samples[0].views[560].width == (315 if portrait else 560)
+        import cv2
+        import numpy as np
+
+        first = cv2.imdecode(np.frombuffer(spatial.data, np.uint8), cv2.IMREAD_COLOR)
+        assert first[..., 2].mean() > 200 and first[..., 0].mean() < 50  # red, as decoded (BGR)
+    from adlake.media.frames import DecodeError
+
+    with pytest.raises(DecodeError, match="runs past 4 s"):  # what a decode holds is bounded
+        decode_once(plain, small_frames(conf), max_seconds=4)
+
+
+@pytest.mark.media
+def test_the_scores_computed_at_once_cut_where_pyscenedetect_cuts_frame_by_frame(corpus: Path) -> None:
+    """The vectorised content scores feed PySceneDetect's own decision logic: the same cuts as its
+    unmodified detectors reading the same frames one by one, on every video of the test corpus."""
+    from scenedetect import AdaptiveDetector, ContentDetector, FrameTimecode
+
+    from adlake.clips.shots import _scenedetect, small_frames
+    from adlake.config import ShotsConf
+    from adlake.media.frames import decode_once
+
+    truth = json.loads((corpus / "ground_truth.json").read_text())["ads"]
+    files = sorted({corpus / t["file"] for t in truth.values() if t["kind"] != "bad"})
+    found = 0
+    for detector in ("adaptive", "content"):
+        conf = ShotsConf(detector=detector, blend_check=False)  # the detectors alone
+        for path in files:
+            decoded = decode_once(path, small_frames(conf), samples=False)
+            reference = (ContentDetector(threshold=conf.threshold, min_scene_len=conf.min_scene_len_frames)
+                         if detector == "content" else
+                         AdaptiveDetector(adaptive_threshold=conf.adaptive_threshold,
+                                          min_scene_len=conf.min_scene_len_frames))
+            cuts = []
+            for i, frame in enumerate(decoded.small):
+                cuts += reference.process_frame(FrameTimecode(i, decoded.fps), frame)
+            cuts += reference.post_process(FrameTimecode(decoded.frames - 1, decoded.fps))
+            expected = sorted({c.frame_num for c in cuts if 0 < c.frame_num < decoded.frames})
+            assert [f for f, _ in _scenedetect(conf, decoded)] == expected, (detector, path.name)
+            found += len(expected)
+    assert found > 0
 
 
 @pytest.fixture(scope="module")

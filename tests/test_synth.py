@@ -85,18 +85,6 @@ def test_metadata_only_manifest(tmp_path: Path) -> None:
 
 
 # -- real recordings (issue 16): footage, speech and music from Debian packages ---------------------------
-@pytest.fixture(scope="module")
-def sources_dir() -> Path:
-    """The real recordings, fetched once per machine (make test fetches them first; on a bare checkout the
-    fixture fetches them, about 165 MB of Debian packages)."""
-    from adlake.config import get_settings
-    from adlake.synth.sources import fetch
-
-    root = Path(get_settings().synth.sources_dir)
-    fetch(root)
-    return root
-
-
 def test_sources_are_fetched_once_and_whole(sources_dir: Path, tmp_path: Path, monkeypatch) -> None:
     import hashlib
 
@@ -125,15 +113,12 @@ def test_sources_are_fetched_once_and_whole(sources_dir: Path, tmp_path: Path, m
 
 
 def test_real_ads_cut_where_the_truth_says_and_leave_the_synthetic_ads_as_planned(
-        sources_dir: Path, corpus: Path, tmp_path: Path) -> None:
+        mixed_corpus: Path, corpus: Path) -> None:
     import av
     import numpy as np
 
-    from adlake.synth import generate
-
     base = truth(corpus)
-    mixed = tmp_path / "mixed"
-    generate(mixed, n=4, seed=11, base_url=base["base_url"], real=0.5, sources_dir=sources_dir)
+    mixed = mixed_corpus
     gt = truth(mixed)
     real = {k: t for k, t in gt["ads"].items() if t.get("real")}
     assert len(real) == 2 and gt["sources"]["opencv-doc"]

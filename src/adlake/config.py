@@ -193,11 +193,18 @@ class IngestConf(_Section):
 
 
 class ShotsConf(_Section):
-    detector: Literal["adaptive", "content"] = "adaptive"
+    # auto: transnetv2 where CUDA is present, adaptive on CPU (where the network costs ~17x the decode)
+    detector: Literal["auto", "adaptive", "content", "transnetv2"] = "auto"
+    transnet_threshold: float = Field(0.5, gt=0, lt=1)  # TransNetV2: a frame is in a transition above this
     threshold: float = Field(27.0, gt=0)  # content detector
     adaptive_threshold: float = Field(3.0, gt=0)  # adaptive detector
     min_scene_len_frames: int = Field(15, ge=1)
     downscale: int = Field(4, ge=1)  # decode every frame, analyse it at 1/downscale size
+    # PySceneDetect's detectors plus a check for frames that are the mean of their neighbours (dissolves)
+    blend_check: bool = True
+    blend_half_window_s: float = Field(0.32, gt=0)  # the neighbours: this far before and after
+    blend_min_change: float = Field(15.0, gt=0)  # mean |difference| (0-255) the two neighbours must have
+    blend_max_residual: float = Field(0.3, gt=0, lt=0.5)  # a cut in the window leaves 0.5
 
 
 class AsrConf(_Section):

@@ -15,6 +15,7 @@ default; WhisperX's wav2vec2 alignment when ``alignment_model_path`` names a che
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import os
 from dataclasses import dataclass
@@ -176,8 +177,11 @@ class Transcriber:
             np.concatenate(pieces), language=self.conf.language, batch_size=self.conf.batch_size,
             word_timestamps=True, vad_filter=False, clip_timestamps=clips, beam_size=self.conf.beam_size)
         heard = [_Heard([], []) for _ in chunks]
-        for seg in segments:  # in clip order; a segment lies inside its clip
-            k = next(k for k, c in enumerate(clips) if c["start"] - 0.05 <= seg.start < c["end"] + 0.05)
+        starts = [c["start"] for c in clips]  # ascending: soundtracks in order, chunks in order within each
+        for seg in segments:
+            # a segment belongs to the last clip starting at or before it (Whisper may place one past its clip's
+            # end, in the silence a clip is padded with: still that clip's)
+            k = max(0, bisect.bisect_right(starts, seg.start + 0.05) - 1)
             if self._silence(seg):
                 heard[k].silenced += 1
                 continue

@@ -41,21 +41,30 @@ app.add_typer(evaluate_app, name="evaluate")
 def evaluate_shots(
     corpus: Annotated[Path, typer.Argument(metavar="CORPUS", help="A folder written by adlake synth.")],
     tolerance_s: Annotated[float, typer.Option("--tolerance")] = 0.5,
+    detector: Annotated[str | None, typer.Option(help="auto, adaptive, content or transnetv2 (default: "
+                                                 "parse.shots.detector)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Shot-boundary F1 on hard cuts (and dissolves found) with the configured detector."""
+    """Shot-boundary F1 on hard cuts (and dissolves found) with the configured detector, timed against a
+    bare ffmpeg decode of the same files."""
+    from adlake.clips.shots import detector_name
     from adlake.evaluate.shots import score_corpus
 
     conf = current_settings().parse.shots
+    if detector:
+        conf = conf.model_validate({**conf.model_dump(), "detector": detector})
     with stdout_to_stderr():
-        score = score_corpus(corpus, conf, tolerance_s).as_dict()
+        score = score_corpus(corpus, conf, tolerance_s, floor=True).as_dict()
     if as_json:
-        print_json({"detector": conf.model_dump(), **score})
+        print_json({"detector": {**conf.model_dump(), "used": detector_name(conf)}, **score})
         return
-    out.print(f"detector {conf.detector} · {score['videos']} videos · tolerance ±{tolerance_s} s")
+    out.print(f"detector {detector_name(conf)} ({conf.detector}) · {score['videos']} videos · "
+              f"tolerance ±{tolerance_s} s")
     out.print(f"hard cuts: F1 {score['f1']:.3f} (precision {score['precision']:.3f}, recall {score['recall']:.3f}; "
               f"{score['cut_hits']}/{score['cuts']} found, {score['false_positives']} false)")
     out.print(f"dissolves: {score['dissolve_hits']}/{score['dissolves']} found")
+    out.print(f"decode + detection {score['seconds']:.1f} s vs bare ffmpeg decode {score['floor_seconds']:.1f} s: "
+              f"{score['seconds'] / score['floor_seconds']:.2f}x the floor")
 
 
 @evaluate_app.command("asr")

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from adlake.evaluate.asr import normalise, timed_within
+from adlake.evaluate.clips import expected_clips
 from adlake.evaluate.shots import ShotScore
 from adlake.lake import Lake
 from adlake.media.frames import MAX_TEMPORAL, SPATIAL_LONG_SIDE, TEMPORAL_LONG_SIDE
@@ -74,7 +75,7 @@ def score_lake(lake: Lake, corpus: Path, tolerance_s: float = 0.5) -> dict[str, 
             n_sentences += len(t["sentences"])
             n_timed += timed_within(t["sentences"], [(s["start_s"], s["end_s"]) for s in got], tolerance_s)
 
-        expected = len(t["sentences"]) if t["has_voiceover"] else len(t["shots"])
+        expected = expected_clips(t, lake.settings.parse)
         clip_count["videos"] += 1
         if outcome["clips"] == expected:
             clip_count["right"] += 1

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from adlake.clips.shots import boundaries, detect_shots
+from adlake.clips.shots import boundaries, shots_of_file
 from adlake.config import ShotsConf
 
 
@@ -19,6 +21,8 @@ class ShotScore:
     dissolves: int
     dissolve_hits: int
     tolerance_s: float
+    seconds: float = 0.0  # decode + detection
+    floor_seconds: float = 0.0  # a bare ffmpeg decode of the same files (when asked)
 
     @property
     def precision(self) -> float:
@@ -62,11 +66,25 @@ def match(found: list[float], truth: list[dict], tolerance_s: float) -> tuple[in
     return hits["cut"], hits["dissolve"], len(found) - len(used)
 
 
-def score_corpus(corpus: Path, conf: ShotsConf, tolerance_s: float = 0.5) -> ShotScore:
+def bare_decode_s(path: Path) -> float:
+    """The floor: FFmpeg decoding the video stream to nothing."""
+    t0 = time.perf_counter()
+    subprocess.run(["ffmpeg", "-nostdin", "-v", "error", "-i", str(path), "-map", "0:v:0", "-f", "null", "-"],
+                   check=True)
+    return time.perf_counter() - t0
+
+
+def score_corpus(corpus: Path, conf: ShotsConf, tolerance_s: float = 0.5, floor: bool = False) -> ShotScore:
     truth = json.loads((Path(corpus) / "ground_truth.json").read_text())["ads"]
     score = ShotScore(0, 0, 0, 0, 0, 0, tolerance_s)
     for t in truth.values():
         if t["kind"] == "bad":
             continue
-        score.add(boundaries(detect_shots(Path(corpus) / t["file"], conf)), t["boundaries"])
+        path = Path(corpus) / t["file"]
+        t0 = time.perf_counter()
+        found = boundaries(shots_of_file(path, conf))
+        score.seconds += time.perf_counter() - t0
+        score.add(found, t["boundaries"])
+        if floor:
+            score.floor_seconds += bare_decode_s(path)
     return score

@@ -15,11 +15,22 @@ from pathlib import Path
 from typing import Any
 
 from adlake.clips.segment import Segmentation, segment
-from adlake.clips.shots import Shot, boundaries, detect_shots
+from adlake.clips.shots import Shot, boundaries, detect_shots, small_frames
 from adlake.config import Settings
 from adlake.errors import ClassifiedError
 from adlake.media.audio import extract_soundtrack
-from adlake.media.frames import FrameTap, clip_samples, spatial_view, temporal_views
+from adlake.media.frames import (
+    SPATIAL_LONG_SIDE,
+    TEMPORAL_LONG_SIDE,
+    Decoded,
+    DecodeError,
+    Jpeg,
+    Sample,
+    clip_samples,
+    decode_once,
+    spatial_view,
+    temporal_views,
+)
 from adlake.media.store import MediaStore
 from schemas.registry import ASR_SENTENCES, ASR_WORDS, CLIPS, FRAMES, PARSED_VIDEOS, SHOTS
 
@@ -36,17 +47,17 @@ class ParsedVideo:
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
 
 
-def _decode(path: Path, settings: Settings) -> tuple[list[Shot], FrameTap]:
-    from scenedetect import VideoOpenFailure
-
+def _decode(path: Path, duration_s: float, settings: Settings) -> tuple[list[Shot], Decoded]:
+    # A video too long to keep gets no 1 fps frames: they would only be held in memory and dropped.
+    frames = duration_s <= settings.parse.clips.max_duration_s
     try:
-        tap = FrameTap(str(path))
-    except (VideoOpenFailure, OSError) as e:
-        raise ParseError("video_decode", f"OpenCV cannot open the video: {e}") from e
-    shots = detect_shots(path, settings.parse.shots, video=tap)
-    if tap.frames_read == 0 or not tap.samples:
-        raise ParseError("video_decode", "no frame could be decoded")
-    return shots, tap
+        decoded = decode_once(path, small_frames(settings.parse.shots), samples=frames,
+                              max_seconds=max(duration_s, settings.parse.clips.max_duration_s) + 10)
+    except DecodeError as e:
+        raise ParseError("video_decode", str(e)) from e
+    if frames and not decoded.samples:
+        raise ParseError("video_decode", "no frame could be decoded at 1 fps")
+    return detect_shots(decoded, settings.parse.shots), decoded
 
 
 @dataclass
@@ -104,7 +115,7 @@ def see(video: dict[str, Any], path: Path, heard: Heard, settings: Settings, sto
     sentences, speech_s, voiceover, audio_uris = heard.sentences, heard.speech_s, heard.voiceover, heard.audio_uris
 
     t0 = time.perf_counter()
-    shots, tap = _decode(path, settings)
+    shots, decoded = _decode(path, duration, settings)
     timings["decode_s"] = time.perf_counter() - t0
 
     seg: Segmentation = segment(duration, [(s.start_s, s.end_s, s.text) for s in sentences], boundaries(shots),
@@ -112,7 +123,10 @@ def see(video: dict[str, Any], path: Path, heard: Heard, settings: Settings, sto
     # A filtered video's ads are out: its clips and frames would only feed embeddings nobody uses.
     clips = [] if seg.reason else seg.clips
     t0 = time.perf_counter()
-    frames = [] if seg.reason else _frame_rows(vid, seg, tap, store, run_id)
+    views = [] if seg.reason else _views(vid, seg, decoded)  # JPEGs encoded: the decode's work, timed with it
+    timings["decode_s"] += time.perf_counter() - t0
+    t0 = time.perf_counter()
+    frames = _frame_rows(vid, views, store, run_id)
     timings["write_s"] += time.perf_counter() - t0
 
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
@@ -141,29 +155,29 @@ def see(video: dict[str, Any], path: Path, heard: Heard, settings: Settings, sto
     return ParsedVideo(vid, status, seg.reason, rows)
 
 
-def _frame_rows(vid: str, seg: Segmentation, tap: FrameTap, store: MediaStore, run_id: str) -> list[dict]:
-    from adlake.media.frames import SPATIAL_LONG_SIDE, TEMPORAL_LONG_SIDE
-
-    rows: list[dict] = []
-    uris: dict[tuple[float, int], str] = {}
-
-    def add(clip_id: str, role: str, sample, side: int) -> None:
-        key = (sample.t_s, side)
-        if key not in uris:
-            uris[key] = store.uri(store.put_bytes(sample.views[side].data, "frames"))
-        jpeg = sample.views[side]
-        rows.append({"frame_id": f"{clip_id}:{role}:{round(sample.t_s * 1000)}", "clip_id": clip_id, "video_id": vid,
-                     "t_s": sample.t_s, "role": role, "media_uri": uris[key], "width": jpeg.width,
-                     "height": jpeg.height, "run_id": run_id})
-
+def _views(vid: str, seg: Segmentation, decoded: Decoded) -> list[tuple[str, str, Sample, Jpeg]]:
+    """(clip id, role, sample, JPEG) of every frame row: each clip's 1 fps frames, its spatial view (the
+    sample nearest its middle, at the high resolution) and up to five temporal views."""
+    out: list[tuple[str, str, Sample, Jpeg]] = []
     for i, clip in enumerate(seg.clips):
         clip_id = f"{vid}:{clip.idx}"
-        inside = clip_samples(tap.samples, clip.start_s, clip.end_s, last=i == len(seg.clips) - 1)
-        for s in inside:
-            add(clip_id, "fps1", s, TEMPORAL_LONG_SIDE)
-        middle = spatial_view(inside or tap.samples, clip.start_s, clip.end_s)
+        inside = clip_samples(decoded.samples, clip.start_s, clip.end_s, last=i == len(seg.clips) - 1)
+        out += [(clip_id, "fps1", s, s.view(TEMPORAL_LONG_SIDE)) for s in inside]
+        middle = spatial_view(inside or decoded.samples, clip.start_s, clip.end_s)
         if middle is not None:
-            add(clip_id, "spatial", middle, SPATIAL_LONG_SIDE)
-        for s in temporal_views(inside):
-            add(clip_id, "temporal", s, TEMPORAL_LONG_SIDE)
+            out.append((clip_id, "spatial", middle, middle.view(SPATIAL_LONG_SIDE)))
+        out += [(clip_id, "temporal", s, s.view(TEMPORAL_LONG_SIDE)) for s in temporal_views(inside)]
+    return out
+
+
+def _frame_rows(vid: str, views: list[tuple[str, str, Sample, Jpeg]], store: MediaStore, run_id: str) -> list[dict]:
+    uris: dict[tuple[float, int], str] = {}  # a frame in two roles is one blob
+    rows: list[dict] = []
+    for clip_id, role, sample, jpeg in views:
+        key = (sample.t_s, max(jpeg.width, jpeg.height))
+        if key not in uris:
+            uris[key] = store.uri(store.put_bytes(jpeg.data, "frames"))
+        rows.append({"frame_id": f"{clip_id}:{role}:{round(sample.t_s * 1000)}", "clip_id": clip_id,
+                     "video_id": vid, "t_s": sample.t_s, "role": role, "media_uri": uris[key], "width": jpeg.width,
+                     "height": jpeg.height, "run_id": run_id})
     return rows
