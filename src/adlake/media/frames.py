@@ -89,15 +89,10 @@ class Decoded:
     fps: float
     small: np.ndarray  # (frames, h, w, 3) uint8, the detector's input
     samples: list[Sample]
-    bad_packets: int = 0
 
     @property
     def frames(self) -> int:
         return len(self.small)
-
-    @property
-    def duration_s(self) -> float:
-        return self.frames / self.fps
 
 
 def _turns(frame) -> int:
@@ -156,7 +151,7 @@ def decode_once(path: Path | str, small: Small, samples: bool = True, quality: i
                 sw, sh = sh, sw
             img = shrink.reformat(frame, sw, sh, small.pix_fmt, interpolation="AREA").to_ndarray()
             out.append(np.rot90(img, turns) if turns else img)
-            t = len(out) / fps - 1 / fps
+            t = (len(out) - 1) / fps
             if max_seconds is not None and t > max_seconds:
                 raise DecodeError(f"the video runs past {max_seconds:.0f} s, longer than it was probed to be")
             if samples and t + half_frame >= next_t:
@@ -171,7 +166,7 @@ def decode_once(path: Path | str, small: Small, samples: bool = True, quality: i
                 next_t = math.floor(t + half_frame - 0.5) + 1.5
     if not out:
         raise DecodeError("no frame could be decoded")
-    return Decoded(fps, np.stack(out), kept, bad)
+    return Decoded(fps, np.stack(out), kept)
 
 
 # -- views of a clip --------------------------------------------------------------------------------------
