@@ -30,7 +30,7 @@ from adlake.synth.corpus import (
 from adlake.synth.sources import Prompt, Sources
 
 SPEAKER = "asterisk-allison"  # the one voice of the prompts
-SONG_OFFSET_S, SONG_WINDOW_S = 20.0, 45.0  # the part of each song used as background music
+SONG_OFFSET_S, SONG_WINDOW_S = 20.0, 45.0  # background music: windows of 45 s from 20 s into each track
 MARGIN_S = 0.4  # a window ends this far before its recording does
 
 
@@ -47,16 +47,29 @@ def footage_lengths(sources: Sources) -> dict[str, float]:
     return {str(p): _seconds(p) for p in sources.footage}
 
 
-def make_song_library(out_dir: Path, sources: Sources) -> dict[str, Path]:
-    """A 16 kHz mono window of each recorded song (its full mix), peak-normalised, as background music."""
-    out_dir.mkdir(parents=True, exist_ok=True)
-    tracks = {}
+def song_windows(sources: Sources, lengths: dict[Path, float]) -> list[tuple[str, Path, float]]:
+    """Every track of every song (the full mix and its backing tracks), cut into consecutive windows: so
+    that ads scored to the same song do not all carry the same seconds of music."""
+    windows = []
     for name, files in sources.songs.items():
-        song = next((f for f in files if f.stem == "song"), files[0])
-        path = out_dir / f"song_{name}.wav"
+        for track in files:
+            offset = SONG_OFFSET_S
+            while offset + SONG_WINDOW_S <= lengths[track] - MARGIN_S:
+                windows.append((f"song_{name}_{track.stem}_{int(offset)}", track, offset))
+                offset += SONG_WINDOW_S
+    return windows
+
+
+def make_song_library(out_dir: Path, sources: Sources) -> dict[str, Path]:
+    """The background-music windows (``song_windows``), each a 16 kHz mono WAV, peak-normalised."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    lengths = {f: _seconds(f) for files in sources.songs.values() for f in files}
+    tracks = {}
+    for bgm_id, song, offset in song_windows(sources, lengths):
+        path = out_dir / f"{bgm_id}.wav"
         if not path.exists():
-            raw = out_dir / f".song_{name}.raw.wav"
-            res = subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", str(SONG_OFFSET_S), "-t", str(SONG_WINDOW_S),
+            raw = out_dir / f".{bgm_id}.raw.wav"
+            res = subprocess.run(["ffmpeg", "-v", "error", "-y", "-ss", str(offset), "-t", str(SONG_WINDOW_S),
                                   "-i", str(song), "-ac", "1", "-ar", str(SAMPLE_RATE), "-c:a", "pcm_s16le",
                                   "-map_metadata", "-1", "-fflags", "+bitexact", str(raw)],
                                  capture_output=True, text=True)
@@ -68,11 +81,11 @@ def make_song_library(out_dir: Path, sources: Sources) -> dict[str, Path]:
             audio[:fade] *= np.linspace(0, 1, fade, dtype=np.float32)
             audio[-fade:] *= np.linspace(1, 0, fade, dtype=np.float32)
             write_wav(path, audio * (0.9 / max(float(np.abs(audio).max()), 1e-6)))
-        tracks[f"song_{name}"] = path
+        tracks[bgm_id] = path
     return tracks
 
 
-def plan_real(plan: AdPlan, rng: random.Random, sources: Sources) -> None:
+def plan_real(plan: AdPlan, rng: random.Random, sources: Sources, songs: list[str]) -> None:
     """Make ``plan`` an ad of real recordings: 2–5 scenes, a recorded song under it (if it has sound)."""
     n = rng.randint(2, 5)
     recordings = [str(p) for p in sources.footage]
@@ -85,7 +98,7 @@ def plan_real(plan: AdPlan, rng: random.Random, sources: Sources) -> None:
     plan.transitions = ["dissolve" if rng.random() < 0.35 else "cut" for _ in range(n - 1)]
     plan.real = True
     if plan.kind != "silent":
-        plan.bgm_id = f"song_{rng.choice(sorted(sources.songs))}"
+        plan.bgm_id = rng.choice(songs)
     plan.music_db_under_voice = round(rng.uniform(6.0, 18.0), 1)
 
 
@@ -135,7 +148,7 @@ class RealMedia:
     def plan(self, plans: list[AdPlan], count: int, rng: random.Random) -> None:
         """Make ``count`` of the planned ads (drawn by ``rng``) ads of real recordings."""
         for i in sorted(rng.sample(range(len(plans)), min(count, len(plans)))):
-            plan_real(plans[i], random.Random(f"{rng.random()}:{plans[i].ad_id}"), self.sources)
+            plan_real(plans[i], random.Random(f"{rng.random()}:{plans[i].ad_id}"), self.sources, sorted(self.songs))
 
     def speak(self, plan: AdPlan, rng: random.Random, work: Path) -> list[np.ndarray]:
         return speak_prompts(plan, rng, work, self.sources, self.lengths)
