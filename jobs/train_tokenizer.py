@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
 
 def _figures(r: dict[str, Any]) -> dict[str, Any]:
     keys = ("version", "production", "heldout_cosine", "baseline_faiss_rq_cosine", "margin_over_baseline",
-            "utilization", "perplexity", "n_train", "n_heldout", "skipped")
+            "utilization", "baseline_faiss_rq_utilization", "perplexity", "n_train", "n_heldout", "skipped")
     return {k: r[k] for k in keys if k in r}
 
 

@@ -170,3 +170,17 @@ def test_train_tokenizer_skips_what_was_trained_and_bootstraps_only_without_prod
         main(["--modality", "video", "--run-id", "again"])
     with pytest.raises(NothingToDo, match="audio: silver.embeddings@v.* holds no audio vectors"):
         main(["--modality", "audio", "--run-id", "no-audio"])
+
+
+def test_the_faiss_baseline_reports_each_levels_utilization_and_deep_levels_starve_at_demo_scale() -> None:
+    """The measurement behind the demo's audio gate (conf/local.yaml): with about as many vectors as level 1
+    has codes, level 1 gives nearly every vector its own code and the deeper levels get little to encode."""
+    from adlake.tokenizer.rqvae import residual_kmeans_baseline
+
+    x = np.random.default_rng(0).normal(size=(300, 16)).astype(np.float32)
+    few = residual_kmeans_baseline(x[:260], x[260:], levels=3, codebook_size=256)
+    assert len(few.utilization) == 3 and 0 < few.heldout_cosine <= 1
+    assert few.utilization[0] > 0.8 and max(few.utilization[1:]) < 0.3
+    many = residual_kmeans_baseline(np.random.default_rng(1).normal(size=(8000, 16)).astype(np.float32), x,
+                                    levels=3, codebook_size=256)
+    assert min(many.utilization) > 0.9  # enough vectors: every level is used

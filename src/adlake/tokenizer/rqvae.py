@@ -246,18 +246,30 @@ def train(x_train: np.ndarray, x_heldout: np.ndarray, cfg: RqvaeConfig,
     return result
 
 
-def residual_kmeans_cosine(x_train: np.ndarray, x_heldout: np.ndarray, levels: int, codebook_size: int,
-                           seed: int = 0) -> float:
+@dataclass
+class Baseline:
+    """FAISS residual k-means with the tokenizer's budget, on the same vectors."""
+    heldout_cosine: float
+    utilization: list[float]  # per level, on the training vectors (as the tokenizer's own is measured)
+
+
+def residual_kmeans_baseline(x_train: np.ndarray, x_heldout: np.ndarray, levels: int, codebook_size: int,
+                             seed: int = 0) -> Baseline:
     """The baseline with the same budget: FAISS residual k-means (levels × log2(codebook_size) bits)."""
     import faiss
 
     x_train = np.ascontiguousarray(x_train, np.float32)
     x_heldout = np.ascontiguousarray(x_heldout, np.float32)
-    rq = faiss.ResidualQuantizer(x_train.shape[1], levels, int(math.log2(codebook_size)))
+    bits = int(math.log2(codebook_size))
+    rq = faiss.ResidualQuantizer(x_train.shape[1], levels, bits)
     rq.cp.seed = seed
     if len(x_train) < x_train.shape[1]:
         # FAISS's default training fits a d × d PCA first and refuses fewer vectors than dimensions:
         # plain residual k-means then (the beam search of the encoding is unchanged)
         rq.train_type = faiss.ResidualQuantizer.Train_default
     rq.train(x_train)
-    return round(float(cosine(rq.decode(rq.compute_codes(x_heldout)), x_heldout).mean()), 4)
+    cos = round(float(cosine(rq.decode(rq.compute_codes(x_heldout)), x_heldout).mean()), 4)
+    if bits != 8:  # the packed codes are one byte per level only at 256 codes
+        return Baseline(cos, [])
+    utilization, _, _ = usage_stats(rq.compute_codes(x_train).astype(np.int64), codebook_size)
+    return Baseline(cos, utilization)

@@ -177,7 +177,7 @@ def train_modality(lake: Lake, modality: str, *, embeddings_version: int | None 
 
     from adlake.config import TokenizerGate
     from adlake.embed.encoders import encoder_id_for
-    from adlake.tokenizer.rqvae import RqvaeConfig, code_stats, residual_kmeans_cosine, train
+    from adlake.tokenizer.rqvae import RqvaeConfig, code_stats, residual_kmeans_baseline, train
     from adlake.tracking import job_run
 
     settings = lake.settings
@@ -210,11 +210,13 @@ def train_modality(lake: Lake, modality: str, *, embeddings_version: int | None 
         held = code_stats(result.model, sample.x_heldout)
         on_train = code_stats(result.model, sample.x_train)
         baseline = baseline_s = baseline_error = None
+        baseline_utilization: list[float] | None = None
         if conf.baseline:
             t0 = time.perf_counter()
             try:
-                baseline = residual_kmeans_cosine(sample.x_train, sample.x_heldout, cfg.levels, cfg.codebook_size,
-                                                  seed=conf.seed)
+                base = residual_kmeans_baseline(sample.x_train, sample.x_heldout, cfg.levels, cfg.codebook_size,
+                                                seed=conf.seed)
+                baseline, baseline_utilization = base.heldout_cosine, base.utilization or None
             except RuntimeError as e:  # e.g. FAISS refuses a sample smaller than the dimension: not computed
                 baseline_error = str(e).strip().splitlines()[-1][:300]
             baseline_s = round(time.perf_counter() - t0, 2)
@@ -223,6 +225,7 @@ def train_modality(lake: Lake, modality: str, *, embeddings_version: int | None 
                            baseline)
         figures = {"heldout_cosine": held.reconstruction_cosine, "train_cosine": on_train.reconstruction_cosine,
                    "baseline_faiss_rq_cosine": baseline, "baseline_error": baseline_error,
+                   "baseline_faiss_rq_utilization": baseline_utilization,
                    "margin_over_baseline": None if baseline is None else round(held.reconstruction_cosine - baseline, 4),
                    "utilization": on_train.utilization, "perplexity": on_train.perplexity,
                    "heldout_utilization": held.utilization, "heldout_perplexity": held.perplexity,
