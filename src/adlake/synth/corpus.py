@@ -46,9 +46,10 @@ DISSOLVE_S = 0.6
 MAX_AD_S = 120.0
 FONT = "/usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf"
 LANDSCAPE, PORTRAIT = (640, 360), (360, 640)
-# A fixed thread count and the bitexact flags keep ffmpeg's own output free of run-dependent headers. The corpus
-# is still not byte-identical across runs of one seed (measured: same plan and ground truth, different mp4
-# bytes; the cause is not found yet), so nothing may rely on a seed giving the same bytes.
+# A fixed thread count and the bitexact flags keep ffmpeg's own output free of run-dependent headers, and sox
+# runs with -R (its dither is random otherwise: the voiceover ads' audio differed between runs of one seed).
+# The corpus is still not byte-identical across runs: measured, one music-only ad's video differed on a few
+# frames by at most 3 pixel levels in a 30 x 16 patch (cause not found), so nothing may rely on the bytes.
 ENCODE = ["-c:v", "libx264", "-preset", "veryfast", "-crf", "26", "-pix_fmt", "yuv420p", "-r", str(FPS),
           "-g", str(2 * FPS), "-threads", "2", "-movflags", "+faststart", "-map_metadata", "-1",
           "-fflags", "+bitexact", "-flags:v", "+bitexact", "-flags:a", "+bitexact"]
@@ -123,7 +124,7 @@ def write_wav(path: Path, samples: np.ndarray) -> None:
 
 def trimmed_16k(raw: Path, out: Path) -> np.ndarray:
     """Speech resampled to 16 kHz mono and trimmed of leading and trailing silence."""
-    _run(["sox", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(out),
+    _run(["sox", "-R", str(raw), "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(out),
           "silence", "1", "0.02", "0.5%", "reverse", "silence", "1", "0.02", "0.5%", "reverse"])
     return read_wav(out)
 
@@ -147,7 +148,7 @@ def make_bgm_library(out_dir: Path, count: int = len(BGM_NOTES)) -> dict[str, Pa
         if not path.exists():
             pattern = [notes[j % 4] for j in (0, 1, 2, 3, 2, 1)]
             repeats = max(1, int(16 / (beat * len(pattern))))
-            cmd = ["sox", "-n", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(path)]
+            cmd = ["sox", "-R", "-n", "-r", str(SAMPLE_RATE), "-c", "1", "-b", "16", str(path)]
             for note in pattern:
                 cmd += ["synth", str(beat), timbre, note, ":"]
             cmd = cmd[:-1] + ["repeat", str(repeats - 1), "vol", "0.6", "fade", "0.05", "16", "0.5"]
