@@ -16,13 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
+from adlake.errors import AdlakeError
+
 SPATIAL_LONG_SIDE = 996  # VC-LLM's high-resolution middle frame (996×560 landscape)
 TEMPORAL_LONG_SIDE = 560  # its low-resolution motion frames (560×315 landscape)
 MAX_TEMPORAL = 5
 MAX_BAD_PACKETS = 50  # a video with more undecodable packets than this is not a video
 
 
-class DecodeError(Exception):
+class DecodeError(AdlakeError):
     """The file cannot be decoded as a video (the caller classifies it)."""
 
 

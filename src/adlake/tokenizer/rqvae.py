@@ -250,7 +250,8 @@ def train(x_train: np.ndarray, x_heldout: np.ndarray, cfg: RqvaeConfig,
 class Baseline:
     """FAISS residual k-means with the tokenizer's budget, on the same vectors."""
     heldout_cosine: float
-    utilization: list[float]  # per level, on the training vectors (as the tokenizer's own is measured)
+    utilization: list[float] | None  # per level, on the training vectors (as the tokenizer's own is measured);
+    # None: the codes are not one byte per level (only at 256 codes), so they are not unpacked here
 
 
 def residual_kmeans_baseline(x_train: np.ndarray, x_heldout: np.ndarray, levels: int, codebook_size: int,
@@ -270,6 +271,6 @@ def residual_kmeans_baseline(x_train: np.ndarray, x_heldout: np.ndarray, levels:
     rq.train(x_train)
     cos = round(float(cosine(rq.decode(rq.compute_codes(x_heldout)), x_heldout).mean()), 4)
     if bits != 8:  # the packed codes are one byte per level only at 256 codes
-        return Baseline(cos, [])
+        return Baseline(cos, None)
     utilization, _, _ = usage_stats(rq.compute_codes(x_train).astype(np.int64), codebook_size)
     return Baseline(cos, utilization)

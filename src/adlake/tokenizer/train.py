@@ -216,7 +216,7 @@ def train_modality(lake: Lake, modality: str, *, embeddings_version: int | None 
             try:
                 base = residual_kmeans_baseline(sample.x_train, sample.x_heldout, cfg.levels, cfg.codebook_size,
                                                 seed=conf.seed)
-                baseline, baseline_utilization = base.heldout_cosine, base.utilization or None
+                baseline, baseline_utilization = base.heldout_cosine, base.utilization
             except RuntimeError as e:  # e.g. FAISS refuses a sample smaller than the dimension: not computed
                 baseline_error = str(e).strip().splitlines()[-1][:300]
             baseline_s = round(time.perf_counter() - t0, 2)
