@@ -275,3 +275,26 @@ def test_a_failing_dag_run_exits_non_zero(tmp_path: Path) -> None:
                  "--param", "crawl_date=2026-11-01", check=False)
     assert res.returncode != 0
     assert "failed" in res.stdout + res.stderr
+
+
+def test_json_output_is_the_only_thing_on_stdout_even_when_a_library_writes_after_it() -> None:
+    """Ray's log monitor forwarded a killed node's last line to the driver's stdout after `adlake run
+    --json` had printed its result (the cluster test's JSON then failed to parse): whatever a library
+    writes to stdout, from Python or from C through fd 1, before or after the result, goes to stderr."""
+    script = """
+import os, sys, threading
+from adlake.cli.common import out, print_json, stdout_to_stderr
+with stdout_to_stderr():
+    print("a library's print")
+    os.write(1, b"a C library's write\\n")
+print_json({"ok": True})
+late = threading.Thread(target=lambda: (print("a late log line"), os.write(1, b"late from C\\n")))
+late.start(); late.join()
+out.print("[bold]a table[/]")
+"""
+    res = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=60, check=True)
+    first, _, rest = res.stdout.partition("}\n")
+    assert json.loads(first + "}") == {"ok": True}
+    assert rest == "a table\n"  # the human console still reaches stdout
+    for line in ("a library's print", "a C library's write", "a late log line", "late from C"):
+        assert line in res.stderr and line not in res.stdout
