@@ -64,10 +64,12 @@ def run(n: int | None = None, seed: int = 5) -> None:
         videos = [{"video_id": f"bench{i}", "duration_s": t["duration_s"], "has_audio": t["has_audio"]}
                   for i, (_, t) in enumerate(files)]
         size = settings.parse.asr.batch_size
+        heards = []
         for start in range(0, len(files), size):  # as a parse batch: soundtracks, ASR across them, then vision
             listened = [listen(v, path, store) for v, (path, _) in zip(videos[start:start + size],
                                                                        files[start:start + size], strict=True)]
             transcribe_all(listened, transcriber)
+            heards += [heard for heard, _ in listened]
             for v, (path, t), (heard, _) in zip(videos[start:start + size], files[start:start + size], listened,
                                                 strict=True):
                 row = see(v, path, heard, settings, store, "bench").rows["silver.parsed_videos"][0]
@@ -76,6 +78,17 @@ def run(n: int | None = None, seed: int = 5) -> None:
                 video_s += t["duration_s"]
                 floor_s += bare_decode_s(path)
                 two_pass_s += _two_pass(path, settings.parse.shots, Path(tmp) / "frames" / v["video_id"])
+
+        # Timings on a shared VM vary by up to ±50 % from one pass to the next: two more passes of the vision
+        # part and of the floor, and the best of each (the first pass above is the cold one)
+        passes = [(stage["decode_s"], floor_s)]
+        for _ in range(2):
+            ours = floor = 0.0
+            for v, (path, _), heard in zip(videos, files, heards, strict=True):
+                ours += see(v, path, heard, settings, store, "bench").rows["silver.parsed_videos"][0]["decode_s"]
+                floor += bare_decode_s(path)
+            passes.append((ours, floor))
+        best_ours, best_floor = min(o for o, _ in passes), min(f for _, f in passes)
 
         minutes = video_s / 60
         print(f"\n== ads_parse stages ({len(files)} ads, {real:.0%} cut from real recordings, {video_s:.0f} s of "
@@ -89,6 +102,9 @@ def run(n: int | None = None, seed: int = 5) -> None:
         print(f"  shots + frames {stage['decode_s']:.1f} s vs bare ffmpeg -f null decode {floor_s:.1f} s: "
               f"{stage['decode_s'] / floor_s:.2f}x the floor; decoding twice (PySceneDetect, then ffmpeg fps=1) "
               f"{two_pass_s:.1f} s: one decode takes {stage['decode_s'] / two_pass_s:.2f}x of it")
+        print(f"  shots + frames, best of {len(passes)} passes each: {best_ours:.1f} s vs {best_floor:.1f} s: "
+              f"{best_ours / best_floor:.2f}x the floor (passes: "
+              + ", ".join(f"{o:.1f}/{f:.1f}" for o, f in passes) + ")")
 
         print(f"== shot detectors on the same files (hard cuts, dissolves, false cuts; decode + detection "
               f"against a bare ffmpeg decode, this run; auto picks {detector_name(settings.parse.shots)} here)")
