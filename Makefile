@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 UV := $(PYTHON) -m uv
 SETUP_STAMP := $(VENV)/.adlake-setup
-APT_PACKAGES := ffmpeg espeak-ng sox fonts-dejavu-core postgresql
+APT_PACKAGES := ffmpeg espeak-ng sox fonts-dejavu-core fonts-wqy-microhei postgresql
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 export ADLAKE_HOME ?= $(CURDIR)/.adlake
 
@@ -14,11 +14,12 @@ export ADLAKE_HOME ?= $(CURDIR)/.adlake
 
 setup: system-deps java python-deps ## install everything the project needs (idempotent)
 
-system-deps: ## ffmpeg, espeak-ng, sox and a font for the synthetic corpus, Postgres for `make up`, via apt
+system-deps: ## ffmpeg, espeak-ng, sox, a font for the synthetic corpus and one for Chinese subtitles, Postgres for `make up`, via apt
 	@missing=""; \
 	for pair in ffmpeg:ffmpeg ffprobe:ffmpeg espeak-ng:espeak-ng sox:sox; do \
 	  command -v $${pair%%:*} >/dev/null 2>&1 || missing="$$missing $${pair##*:}"; done; \
 	[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans-Bold.ttf ] || missing="$$missing fonts-dejavu-core"; \
+	[ -f /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || missing="$$missing fonts-wqy-microhei"; \
 	ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || missing="$$missing postgresql"; \
 	if [ -n "$$missing" ]; then \
 	  echo "installing system packages:$$missing"; \

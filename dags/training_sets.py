@@ -3,7 +3,8 @@
 Runs when gold.tokens changes. build_training_sets pins every input table's version and writes
 gold.split_assignments, gold.samples and gold.benchmark (each rerun on the same versions commits
 nothing) plus byte-identical JSONL exports; score_baselines scores the random and embedding baselines
-on that benchmark version and logs the report to MLflow. A lake with no clips yet is skipped.
+on that benchmark version and logs the report to MLflow; render_previews renders each sample's ground
+truth and baselines to MP4s with a contact sheet, logged beside it. A lake with no clips yet is skipped.
 """
 
 from __future__ import annotations
@@ -29,7 +30,13 @@ def training_sets():
 
         return run_task(main, job_argv())
 
-    build_training_sets() >> score_baselines()
+    @task(multiple_outputs=False)
+    def render_previews() -> dict:
+        from jobs.render_previews import main
+
+        return run_task(main, job_argv())
+
+    build_training_sets() >> score_baselines() >> render_previews()
 
 
 training_sets()

@@ -266,6 +266,56 @@ def test_training_sets_assigns_every_ad_once_scores_baselines_and_rebuilds_ident
     env = {**os.environ, "ADLAKE_HOME": str(home), "ADLAKE_ENV": "test"}
     cli_lake_counts.update(lake_state(env, "2026-11-01"))
     embedded_lake.update(env)  # and tests/test_cluster.py
+    # every benchmark sample has preview MP4s (truth and both baselines) and a contact sheet; a rebuild renders none
+    previews = out["render_previews"]
+    assert previews["samples"] == built["benchmark_samples"] and not previews["failed"]
+    assert previews["videos"] == 3 * previews["samples"] and previews["rendered"] == previews["videos"]
+    again_previews = {t["task_id"]: t["output"] for t in again["tasks"]}["render_previews"]
+    assert again_previews["rendered"] == 0 and again_previews["already_rendered"] == previews["videos"]
+    for sample in Path(previews["dir"]).iterdir():
+        if sample.is_dir():
+            assert {p.name for p in sample.glob("*.mp4")} == {"truth.mp4", "random.mp4", "embedding.mp4"}
+            assert (sample / "sheet.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    pipeline.done.add("training_sets")
+
+
+@pytest.mark.slow
+@pytest.mark.airflow
+def test_an_ad_renders_from_its_plan_and_from_its_own_tokens(pipeline: Pipeline, tmp_path: Path) -> None:
+    from adlake.render import checks
+
+    pipeline.needs("training_sets")
+    pipeline.needs("index_refresh")
+    home = pipeline.home
+    trip = json.loads(adlake(home, "plan", "roundtrip", "--json").stdout)
+    assert trip["ads"] >= 1 and trip["fraction"] >= 0.9, trip
+    ad_id = trip["per_ad"][0]["ad_id"]
+    # the ad as cut: its plan renders to an MP4 of its clips' length
+    adlake(home, "plan", "truth", ad_id, "--out", str(tmp_path / "truth.json"))
+    truth = json.loads((tmp_path / "truth.json").read_text())
+    rendered = json.loads(adlake(home, "render", str(tmp_path / "truth.json"), "--out", str(tmp_path / "truth.mp4"),
+                                 "--json").stdout)
+    frames = sum(c["frames"] for c in rendered["clips"])
+    video = next(s for s in checks.probe(tmp_path / "truth.mp4")["streams"] if s["codec_type"] == "video")
+    assert abs(int(video["nb_frames"]) - frames) <= 1 and checks.faststart(tmp_path / "truth.mp4")
+    assert [c["clip_id"] for c in rendered["clips"]] == [c["clip_id"] for c in truth["clips"]]
+    # the same ad from its gold.ad_sequences tokens: the index gives its own clips back, in order
+    seq = next(r["sequence"] for r in json.loads(adlake(home, "show", "gold.ad_sequences", "--json").stdout)
+               if r["ad_id"] == ad_id and r["tokenizer_id"] == trip["sequence_tokenizer"])
+    (tmp_path / "tokens.txt").write_text(seq)
+    adlake(home, "plan", "tokens", str(tmp_path / "tokens.txt"), "--out", str(tmp_path / "from_tokens.json"))
+    from_tokens = json.loads((tmp_path / "from_tokens.json").read_text())
+    own = [c["clip_id"] for c in truth["clips"]]
+    got = [c["clip_id"] for c in from_tokens["clips"]]
+    assert sum(a == b for a, b in zip(own, got, strict=True)) >= 0.9 * len(own)
+    assert all(c["retrieved"]["index"].startswith("adlake-index-clips/") for c in from_tokens["clips"])
+    again = json.loads(adlake(home, "render", str(tmp_path / "from_tokens.json"), "--json").stdout)
+    if got == own:  # the same clips: the same length as the ad as cut
+        assert again["duration_s"] == pytest.approx(rendered["duration_s"])
+    # bad model output: a clear error naming the position, exit 2, no plan file
+    (tmp_path / "bad.txt").write_text(seq[: len(seq) // 2])
+    res = adlake(home, "plan", "tokens", str(tmp_path / "bad.txt"), "--out", str(tmp_path / "bad.json"), check=False)
+    assert res.returncode == 2 and "plan.b" in res.stderr and "position" in res.stderr and not (tmp_path / "bad.json").exists()
 
 
 @pytest.mark.slow

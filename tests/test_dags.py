@@ -109,8 +109,9 @@ def test_index_refresh_is_nightly_without_catch_up_and_one_run_at_a_time(dagbag)
 def test_training_sets_runs_on_new_tokens_and_writes_the_samples(dagbag) -> None:
     dag = dagbag[0]["training_sets"]
     tasks = {t.task_id: t for t in dag.tasks}
-    assert set(tasks) == {"build_training_sets", "score_baselines"}
+    assert set(tasks) == {"build_training_sets", "score_baselines", "render_previews"}
     assert tasks["score_baselines"].upstream_task_ids == {"build_training_sets"}
+    assert tasks["render_previews"].upstream_task_ids == {"score_baselines"}
     assert {o.name for o in tasks["build_training_sets"].outlets} >= {"gold.samples", "gold.benchmark"}
     assert [a.name for a in dag.timetable.asset_condition.objects] == ["gold.tokens"]
 

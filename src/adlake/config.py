@@ -413,6 +413,26 @@ class EvaluateConf(_Section):
     judge: JudgeConf = Field(default_factory=JudgeConf)
 
 
+class RenderConf(_Section):
+    """`adlake render`: encoding, narration voice, subtitles and the music mix. A plan sets the frame."""
+
+    crf: int = Field(20, ge=0, le=51)  # libx264 quality
+    preset: str = "veryfast"
+    audio_rate: int = Field(48000, gt=0)
+    tts_voice: str = "en-us"  # espeak-ng voice of the default narration
+    tts_wpm: int = Field(165, gt=0)
+    tts_max_wpm: int = Field(260, gt=0)  # a script that does not fit its clip is spoken faster, up to this
+    font: str = "DejaVu Sans"
+    cjk_font: str = "WenQuanYi Micro Hei"  # apt fonts-wqy-microhei; used when a subtitle has Han or kana
+    font_size: int = Field(18, gt=0)  # libass script units (frame height 288)
+    loudness_lufs: float = Field(-16.0, le=0)  # EBU R128 integrated loudness of the mix
+    true_peak_db: float = Field(-1.5, le=0)
+    duck_threshold: float = Field(0.02, gt=0, le=1)  # sidechain compressor on the music under speech
+    duck_ratio: float = Field(10.0, ge=1)
+    duck_release_ms: float = Field(250.0, gt=0)
+    min_clip_score: float = Field(0.5, ge=-1, le=1)  # plans from tokens: nothing retrieved below this cosine
+
+
 def _deep_merge(base: dict, over: dict) -> dict:
     out = dict(base)
     for k, v in over.items():
@@ -501,6 +521,7 @@ class Settings(BaseSettings):
     index: IndexConf = Field(default_factory=IndexConf)
     datasets: DatasetsConf = Field(default_factory=DatasetsConf)
     evaluate: EvaluateConf = Field(default_factory=EvaluateConf)
+    render: RenderConf = Field(default_factory=RenderConf)
     service: ServiceConf | None = None  # conf/base.yaml always sets it
     cluster: ClusterConf | None = None  # conf/base.yaml always sets it
     synth: SynthConf | None = None  # conf/base.yaml always sets it

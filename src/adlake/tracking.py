@@ -126,6 +126,12 @@ class JobRun:
 
         mlflow.log_artifact(str(path), artifact_path=subdir)
 
+    def artifacts(self, folder: str | os.PathLike, subdir: str | None = None) -> None:
+        """Every file under ``folder``."""
+        import mlflow
+
+        mlflow.log_artifacts(str(folder), artifact_path=subdir)
+
 
 @contextlib.contextmanager
 def job_run(ctx: RunContext, *, experiment: str | None = None, params: dict[str, Any] | None = None,

@@ -3,7 +3,7 @@ the service and cluster commands). Each module registers its commands on the one
 
 from __future__ import annotations
 
-from adlake.cli import demo, evaluate, lifecycle, models  # noqa: F401 - they register their commands
+from adlake.cli import demo, evaluate, lifecycle, models, render  # noqa: F401 - they register their commands
 from adlake.cli.common import app
 from adlake.service import cli as service_cli
 

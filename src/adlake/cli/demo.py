@@ -138,5 +138,12 @@ def demo(
         report = json.loads((Path(scored["report_dir"]) / "report.json").read_text())
         print_benchmark_report({**report, "judge": scored["judge"], "report_dir": scored["report_dir"],
                                 "mlflow_run_id": scored["mlflow_run_id"]})
+        previews = outputs.get("render_previews") or {}
+        if previews.get("dir"):
+            out.print(f"previews: {previews['videos']} MP4s (ground truth and baselines) and a contact sheet for "
+                      f"each of {previews['samples']} samples in {previews['dir']} (MLflow run "
+                      f"{previews['mlflow_run_id']}); {len(previews['failed'])} failed to render")
+            for f in previews["failed"]:
+                out.print(f"  [red]{f['sample_id']} {f['system']}: {f['error']}[/] {f['message']}")
     if not (check.ok and trained and indexed and sets_ok):
         raise typer.Exit(1)

@@ -42,22 +42,40 @@ def _judge_items(rows: list[dict[str, Any]], predictions: dict[str, dict[str, An
     return items
 
 
-def evaluate(lake: Lake, predictions_path: Path | None = None, *, benchmark_version: int | None = None,
-             name: str | None = None) -> dict[str, Any]:
-    """Score the predictions (if any) and the baselines on one benchmark version; log and write the report."""
-    from adlake.datasets.build import BENCHMARK_NAME, clip_frame_vectors, fps1_frames
-    from adlake.evaluate.judge import judge
-    from adlake.tracking import job_run
+def benchmark_rows(lake: Lake, version: int | None = None) -> tuple[int, list[dict[str, Any]]]:
+    """The benchmark's samples at ``version`` (default: the version reads see)."""
+    from adlake.datasets.build import BENCHMARK_NAME
 
     if not lake.exists(BENCHMARK):
         raise NoBenchmark("gold.benchmark does not exist yet: run training_sets first")
-    version = lake.version(BENCHMARK) if benchmark_version is None else benchmark_version
+    version = lake.version(BENCHMARK) if version is None else version
     rows = lake.read(BENCHMARK, version=version, where=f"benchmark = {sql_literal(BENCHMARK_NAME)}").to_pylist()
     if not rows:
         raise NoBenchmark(f"gold.benchmark@v{version} holds no {BENCHMARK_NAME} samples")
+    return version, rows
+
+
+def baseline_predictions(lake: Lake, bench: list, source: dict[str, Any]) -> dict[str, dict[str, dict[str, Any]]]:
+    """The random and embedding baselines' picks for each sample, from the benchmark's own input versions."""
+    from adlake.datasets.build import clip_frame_vectors, fps1_frames
+
+    seed = lake.settings.datasets.seed
+    clip_vectors, first_last = clip_frame_vectors(lake, fps1_frames(lake, source["silver.frames"]),
+                                                  source["silver.embeddings"], source["encoder.video"])
+    return {"random": random_baseline(bench, seed),
+            "embedding": embedding_baseline(bench, clip_vectors, first_last, seed)}
+
+
+def evaluate(lake: Lake, predictions_path: Path | None = None, *, benchmark_version: int | None = None,
+             name: str | None = None) -> dict[str, Any]:
+    """Score the predictions (if any) and the baselines on one benchmark version; log and write the report."""
+    from adlake.datasets.build import BENCHMARK_NAME
+    from adlake.evaluate.judge import judge
+    from adlake.tracking import job_run
+
+    version, rows = benchmark_rows(lake, benchmark_version)
     bench = load_benchmark(rows)
     source = json.loads(rows[0]["source_versions"])
-    conf = lake.settings.datasets
     wps = lake.settings.evaluate.words_per_second
     systems: dict[str, Any] = {}
     per_sample: dict[str, list[dict[str, Any]]] = {}
@@ -66,11 +84,8 @@ def evaluate(lake: Lake, predictions_path: Path | None = None, *, benchmark_vers
         predictions = read_predictions(predictions_path)
         name = name or predictions_path.stem
         systems[name], per_sample[name] = score(bench, predictions, wps)
-    systems["random"], per_sample["random"] = score(bench, random_baseline(bench, conf.seed), wps)
-    clip_vectors, first_last = clip_frame_vectors(lake, fps1_frames(lake, source["silver.frames"]),
-                                                  source["silver.embeddings"], source["encoder.video"])
-    systems["embedding"], per_sample["embedding"] = score(
-        bench, embedding_baseline(bench, clip_vectors, first_last, conf.seed), wps)
+    for system, baseline in baseline_predictions(lake, bench, source).items():
+        systems[system], per_sample[system] = score(bench, baseline, wps)
     verdict = judge(_judge_items(rows, predictions), lake.settings.evaluate.judge)
     report = {"benchmark": BENCHMARK_NAME, "benchmark_version": version, "samples": len(bench),
               "benchmark_hash": hashlib.sha256(json.dumps([r["sample_id"] for r in rows]).encode()).hexdigest()[:16],
