@@ -294,22 +294,26 @@ def test_an_ad_renders_from_its_plan_and_from_its_own_tokens(pipeline: Pipeline,
     adlake(home, "plan", "truth", ad_id, "--out", str(tmp_path / "truth.json"))
     truth = json.loads((tmp_path / "truth.json").read_text())
     rendered = json.loads(adlake(home, "render", str(tmp_path / "truth.json"), "--out", str(tmp_path / "truth.mp4"),
-                                 "--json").stdout)
+                                 "--check", "--json").stdout)
+    assert all(c["ok"] is not False for c in rendered["checks"].values()), rendered["checks"]
     frames = sum(c["frames"] for c in rendered["clips"])
     video = next(s for s in checks.probe(tmp_path / "truth.mp4")["streams"] if s["codec_type"] == "video")
     assert abs(int(video["nb_frames"]) - frames) <= 1 and checks.faststart(tmp_path / "truth.mp4")
     assert [c["clip_id"] for c in rendered["clips"]] == [c["clip_id"] for c in truth["clips"]]
     # the same ad from its gold.ad_sequences tokens: the index gives its own clips back, in order
-    seq = next(r["sequence"] for r in json.loads(adlake(home, "show", "gold.ad_sequences", "--json").stdout)
+    seq = next(r["sequence"] for r in json.loads(adlake(home, "show", "gold.ad_sequences", "--json", "--limit",
+                                                        "1000").stdout)
                if r["ad_id"] == ad_id and r["tokenizer_id"] == trip["sequence_tokenizer"])
     (tmp_path / "tokens.txt").write_text(seq)
-    adlake(home, "plan", "tokens", str(tmp_path / "tokens.txt"), "--out", str(tmp_path / "from_tokens.json"))
+    adlake(home, "plan", "tokens", str(tmp_path / "tokens.txt"), "--product", truth["product_id"], "--out",
+           str(tmp_path / "from_tokens.json"))
     from_tokens = json.loads((tmp_path / "from_tokens.json").read_text())
     own = [c["clip_id"] for c in truth["clips"]]
     got = [c["clip_id"] for c in from_tokens["clips"]]
     assert sum(a == b for a, b in zip(own, got, strict=True)) >= 0.9 * len(own)
     assert all(c["retrieved"]["index"].startswith("adlake-index-clips/") for c in from_tokens["clips"])
-    again = json.loads(adlake(home, "render", str(tmp_path / "from_tokens.json"), "--json").stdout)
+    again = json.loads(adlake(home, "render", str(tmp_path / "from_tokens.json"), "--check", "--json").stdout)
+    assert all(c["ok"] is not False for c in again["checks"].values()), again["checks"]
     if got == own:  # the same clips: the same length as the ad as cut
         assert again["duration_s"] == pytest.approx(rendered["duration_s"])
     # bad model output: a clear error naming the position, exit 2, no plan file

@@ -107,7 +107,7 @@ def test_a_plan_renders_to_an_mp4_of_its_clips_with_subtitles_music_and_loudness
     # subtitles: the sidecars hold the plan's cues; burned-in text is in the frame during a cue, not before
     cues = checks.sidecar_cues(out.with_suffix(".srt"))
     assert [c["text"] for c in cues] == ["Fresh coffee", "every morning", "Try it today", "Order now"]
-    assert cues == result.cues and out.with_suffix(".vtt").read_text().startswith("WEBVTT")
+    assert checks.same_cues(cues, result.cues) and out.with_suffix(".vtt").read_text().startswith("WEBVTT")
     for cue in cues:
         mid = round((cue["start_s"] + cue["end_s"]) / 2 * FPS)
         band = checks.frame(out, (360, 640), index=mid)[int(640 * 0.8):]
@@ -121,6 +121,11 @@ def test_a_plan_renders_to_an_mp4_of_its_clips_with_subtitles_music_and_loudness
     assert free - spoken >= 6, (free, spoken)
     # loudness normalised (EBU R128)
     assert abs(checks.loudness(out) - lake.settings.render.loudness_lufs) <= 2.0
+    # and `adlake render --check`'s checks, which measure the ducking on any music by projection, agree
+    verdict = checks.verify(lake, parse_plan(plan_dict(vid, bgm={"file": str(media["bgm"]), "gain_db": -6})),
+                            result, out)
+    assert all(v["ok"] for v in verdict.values()), json.dumps(verdict)
+    assert verdict["music_ducked"]["ducking_db"] >= 6
 
 
 def test_narration_starts_where_the_plan_says(library, media) -> None:

@@ -416,7 +416,7 @@ class EvaluateConf(_Section):
 class RenderConf(_Section):
     """`adlake render`: encoding, narration voice, subtitles and the music mix. A plan sets the frame."""
 
-    crf: int = Field(20, ge=0, le=51)  # libx264 quality
+    crf: int = Field(16, ge=0, le=51)  # libx264 quality (at 18 sampled frames of noisy real footage fell to SSIM 0.979)
     preset: str = "veryfast"
     audio_rate: int = Field(48000, gt=0)
     tts_voice: str = "en-us"  # espeak-ng voice of the default narration

@@ -37,6 +37,9 @@ def _emit(plan, dest: Path | None) -> None:
 def render(
     plan: Annotated[Path, typer.Argument(metavar="PLAN", help="an edit plan (JSON; adlake plan writes one)")],
     dest: Annotated[Path | None, typer.Option("--out", help="copy the MP4 here (sidecars beside it)")] = None,
+    check: Annotated[bool, typer.Option("--check", help="check the MP4 against the plan (streams, length, each "
+                                        "clip's frames, subtitles, narration onsets, ducking, loudness); exit 1 "
+                                        "when a check fails")] = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Render an edit plan to an H.264/AAC MP4 with burned-in subtitles and SRT/WebVTT sidecars. The same plan
@@ -55,12 +58,38 @@ def render(
     except AdlakeError as e:
         _fail(e)
     info: dict[str, Any] = result.as_dict()
+    if check:
+        with stdout_to_stderr():
+            info["checks"] = _checks(load_plan(plan), result)
+    failed = [k for k, v in info.get("checks", {}).items() if v["ok"] is False]
     if as_json:
         print_json(info)
-        return
-    where = result.out or result.mp4_uri
-    out.print(f"{'already rendered' if result.cached else 'rendered'}: {where} ({result.duration_s:.2f} s, "
-              f"{len(result.clips)} clips, {len(result.cues)} subtitle cues; render {result.digest[:12]})")
+    else:
+        where = result.out or result.mp4_uri
+        out.print(f"{'already rendered' if result.cached else 'rendered'}: {where} ({result.duration_s:.2f} s, "
+                  f"{len(result.clips)} clips, {len(result.cues)} subtitle cues; render {result.digest[:12]})")
+        for name, c in info.get("checks", {}).items():
+            figures = ", ".join(f"{k} {v}" for k, v in c.items() if k != "ok")
+            mark = "n/a" if c["ok"] is None else "pass" if c["ok"] else "[red]FAIL[/]"
+            out.print(f"  {name:17} {mark:4} {figures}")
+    if failed:
+        raise typer.Exit(1)
+
+
+def _checks(plan, result) -> dict[str, Any]:
+    from adlake.media.store import MediaStore
+    from adlake.render.checks import verify
+
+    lake = cli_lake()
+    if result.out:
+        return verify(lake, plan, result, Path(result.out))
+    store = MediaStore(lake.settings)
+    path, temporary = store.local_copy(store.key_of(result.mp4_uri))
+    try:
+        return verify(lake, plan, result, path)
+    finally:
+        if temporary:
+            path.unlink(missing_ok=True)
 
 
 @plan_app.command("truth")
@@ -96,7 +125,7 @@ def plan_answer(
             if not rows:
                 raise PlanError("unknown_sample", "--sample", f"{sample!r} is not in gold.benchmark")
             plan = plan_from_compound(answer.read_text(encoding="utf-8"), rows[0])
-    except PlanError as e:
+    except (PlanError, OSError, UnicodeDecodeError) as e:
         _fail(e)
     _emit(plan, dest)
 
@@ -112,14 +141,16 @@ def plan_tokens(
     """A plan from an AutoCut token sequence: video tokens → the production tokenizer's decode → the production
     clip index (no clip twice); audio tokens → the music index."""
     from adlake.render.errors import PlanError
-    from adlake.render.plans import Library, plan_from_tokens
+    from adlake.render.plans import Library, frame_of_clip, plan_from_tokens
+    from schemas.edit_plan import Output
 
     try:
         with stdout_to_stderr():
             lake = cli_lake()
             plan = plan_from_tokens(sequence.read_text(encoding="utf-8"), Library.load(lake), product_id=product,
                                     any_product=any_product, min_score=lake.settings.render.min_clip_score)
-    except PlanError as e:
+            plan = plan.model_copy(update={"output": Output(**frame_of_clip(lake, plan.clips[0].clip_id))})
+    except (PlanError, OSError, UnicodeDecodeError) as e:
         _fail(e)
     _emit(plan, dest)
 

@@ -55,14 +55,19 @@ class Timeline:
     music: Music | None
 
 
-def lay_out(spans: list[tuple[Span, str]], dissolve_s: float | None, target_s: float | None
+def lay_out(spans: list[tuple[Span, str]], dissolve_s: float | None, target_s: float | None, fps: float
             ) -> tuple[list[Placed], float]:
     """Where each clip starts on the output timeline and how many of its frames play; clips past the
-    target duration are left out and the last one is cut to it."""
+    target duration are left out and the last one is cut to it. With dissolves, each clip starts on a frame
+    of the output (the overlap is a whole number of output frames), so that frame n of the output shows a
+    known frame of each clip."""
     placed: list[Placed] = []
+    overlap = round(dissolve_s * fps) / fps if dissolve_s else 0.0
     t = 0.0
     for span, path in spans:
-        start = t - (dissolve_s or 0.0) if placed else 0.0
+        start = t - overlap if placed else 0.0
+        if overlap:
+            start = round(start * fps) / fps
         if target_s is not None and start >= target_s - 1e-9:
             break
         frames = span.frames
@@ -112,10 +117,11 @@ def filter_graph(tl: Timeline, conf: RenderConf, subtitles_file: Path | None) ->
         lines.append("".join(f"[c{i}]" for i in range(n)) + f"concat=n={n}:v=1:a=0[joined]")
         joined = "joined"
     else:  # each clip fades in over the one before, placed at its start on a black canvas of the ad's length
-        lines.append(f"color=c=black:s={out.width}x{out.height}:r={out.fps:g}:d={tl.duration_s:.6f},"
+        lines.append(f"color=c=black:s={out.width}x{out.height}:r={out.fps:g}:d={tl.duration_s + 1 / out.fps:.6f},"
                      f"format=yuva420p,settb=AVTB[x0]")
         for i, p in enumerate(tl.placed):
-            fade = f"format=yuva420p,fade=t=in:st=0:d={tl.dissolve_s:.4f}:alpha=1," if i else "format=yuva420p,"
+            d = round(tl.dissolve_s * out.fps) / out.fps
+            fade = f"format=yuva420p,fade=t=in:st=0:d={d:.6f}:alpha=1," if i else "format=yuva420p,"
             lines.append(f"[c{i}]{fade}setpts=PTS+{p.start_s:.6f}/TB[f{i}]")
             lines.append(f"[x{i}][f{i}]overlay=eof_action=pass:repeatlast=0[x{i + 1}]")
         joined = f"x{n}"

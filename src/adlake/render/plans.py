@@ -5,7 +5,8 @@
   benchmark sample, its clip labels resolved through the sample's candidates.
 - :func:`plan_from_tokens`: an AutoCut token sequence. Each clip's frame tokens are decoded by the video
   tokenizer and averaged; the clip index returns the nearest library clip not used yet, from the product's
-  own library by default, above ``render.min_clip_score``. Audio tokens are decoded and matched in the
+  own library by default (the product given, else the one whose clips match best overall), above
+  ``render.min_clip_score``. Audio tokens are decoded and matched in the
   music index.
 """
 
@@ -130,6 +131,21 @@ class Library:
         return cls(load_tokenizer(ctx, "video"), audio_tok, clip_index, bgm_index, products)
 
 
+def likeliest_product(results: list[list[Any]], product_of_video: dict[str, str]) -> str | None:
+    """The product whose library matches the clips best: per product, each clip's best score among its
+    clips, summed over the clips (one look-alike clip of another product does not decide)."""
+    totals: dict[str, float] = {}
+    for hits in results:
+        best: dict[str, float] = {}
+        for h in hits:
+            p = product_of_video.get(h.video_id)
+            if p is not None and h.score > best.get(p, -1.0):
+                best[p] = h.score
+        for p, score in best.items():
+            totals[p] = totals.get(p, 0.0) + score
+    return max(sorted(totals), key=lambda p: totals[p]) if totals else None
+
+
 def plan_from_tokens(sequence: str, library: Library, *, product_id: str | None = None, min_score: float = 0.0,
                      any_product: bool = False, search_k: int = 64) -> EditPlan:
     """An AutoCut sequence → a plan of library clips (none used twice)."""
@@ -141,8 +157,8 @@ def plan_from_tokens(sequence: str, library: Library, *, product_id: str | None 
                         f"{lib.video_tokenizer.encoder_id}; {lib.clip_index.index_id} holds {lib.clip_index.meta['encoder_id']}")
     queries = np.stack([lib.video_tokenizer.decode_tokens("".join(c.frames)).mean(axis=0) for c in parsed.clips])
     results = lib.clip_index.search(queries, min(search_k, len(lib.clip_index.ids)))
-    if product_id is None and not any_product:  # the product of the first clip's best match
-        product_id = lib.product_of_video.get(results[0][0].video_id) if results[0] else None
+    if product_id is None and not any_product:
+        product_id = likeliest_product(results, lib.product_of_video)
     used: set[str] = set()
     clips = []
     for clip, hits in zip(parsed.clips, results, strict=True):

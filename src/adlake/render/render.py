@@ -27,7 +27,7 @@ from adlake.render.ssmp import place_narrations, text_similarity
 from adlake.render.tts import narrate, speak
 from schemas.edit_plan import EditPlan, Subtitle, has_cjk
 
-RENDERER = "adlake-render/1"
+RENDERER = "adlake-render/4"
 
 
 @dataclass
@@ -104,7 +104,8 @@ class _Job:
                                     f"for {dissolve:.2f} s dissolves on both sides")
         sources = {s.source.media_key: None for s in spans}
         paths = {k: self.local(k) for k in sources}
-        placed, duration = lay_out([(s, paths[s.source.media_key]) for s in spans], dissolve, plan.target_duration_s)
+        placed, duration = lay_out([(s, paths[s.source.media_key]) for s in spans], dissolve, plan.target_duration_s,
+                                   plan.output.fps)
         self._narrate(placed)
         cues = []
         for p in placed:

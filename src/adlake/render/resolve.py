@@ -111,6 +111,9 @@ def _in(values: list[str]) -> str:
 
 def resolve(lake: Lake, plan: EditPlan) -> Resolved:
     ids = [c.clip_id for c in plan.clips]
+    if not lake.exists(CLIPS):
+        raise PlanError("unknown_clip", "clips[0]", f"silver.clips does not exist yet in {lake.settings.lake.uri}: "
+                        "nothing to render from (run ads_parse)")
     rows = {r["clip_id"]: r for r in lake.read(CLIPS, where=f"{quote('clip_id')} IN ({_in(ids)})").to_pylist()}
     for i, c in enumerate(plan.clips):
         if c.clip_id not in rows:
