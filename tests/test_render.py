@@ -306,3 +306,12 @@ def test_a_compound_answer_becomes_a_plan_and_bad_answers_say_where() -> None:
         with pytest.raises(PlanError) as e:
             plan_from_compound(answer, SAMPLE)
         assert e.value.error_class == f"plan.{kind}" and str(e.value).startswith(where), (answer, str(e.value))
+
+
+def test_a_target_duration_cuts_the_ad_at_that_length(library, media) -> None:
+    lake, vid = library
+    out = media["dir"] / "target.mp4"
+    result = render(lake, {**plan_dict(vid), "clips": [{"clip_id": f"{vid}:2"}, {"clip_id": f"{vid}:0"}],
+                           "target_duration_s": 3.0}, out)
+    video = next(s for s in checks.probe(out)["streams"] if s["codec_type"] == "video")
+    assert int(video["nb_frames"]) == 3 * FPS and [c["clip_id"] for c in result.clips] == [f"{vid}:2"]

@@ -156,7 +156,11 @@ def plan_tokens(
 
 
 @plan_app.command("roundtrip")
-def plan_roundtrip(as_json: JsonOpt = False) -> None:
+def plan_roundtrip(
+    render_ads: Annotated[int, typer.Option("--render", help="also render and check the truth and token plans of "
+                                            "this many training ads")] = 0,
+    as_json: JsonOpt = False,
+) -> None:
     """Each training ad's gold.ad_sequences tokens back into a plan: the share of its own clips, in place."""
     from adlake.render.errors import PlanError
     from adlake.render.plans import Library, token_round_trip
@@ -164,7 +168,10 @@ def plan_roundtrip(as_json: JsonOpt = False) -> None:
     try:
         with stdout_to_stderr():
             lake = cli_lake()
-            result = token_round_trip(lake, Library.load(lake))
+            library = Library.load(lake)
+            result = token_round_trip(lake, library)
+            if render_ads:
+                result["renders"] = _render_round_trip(lake, library, result, render_ads)
     except PlanError as e:
         _fail(e)
     if as_json:
@@ -176,6 +183,53 @@ def plan_roundtrip(as_json: JsonOpt = False) -> None:
     for ad in result["per_ad"]:
         if ad["misses"] or ad["error"]:
             out.print(f"  {ad['ad_id']}: {ad['own_in_place']}/{ad['clips']}" + (f" ({ad['error']})" if ad["error"] else ""))
+    for r in result.get("renders", []):
+        failed = [k for k, v in r["checks"].items() if v["ok"] is False]
+        applied = sum(v["ok"] is not None for v in r["checks"].values())
+        out.print(f"  {r['ad_id']} {r['plan']:6} {r['duration_s']:6.2f} s  "
+                  + ("[red]FAIL " + ", ".join(failed) + "[/]" if failed else f"all {applied} checks pass")
+                  + (f" ({r['error']})" if r.get("error") else ""))
+    if result.get("renders"):
+        ok = sum(not r.get("error") and all(v["ok"] is not False for v in r["checks"].values())
+                 for r in result["renders"])
+        out.print(f"renders passing every check that applies: {ok}/{len(result['renders'])}")
+
+
+def _render_round_trip(lake, library, trip: dict[str, Any], n: int) -> list[dict[str, Any]]:
+    """The ground-truth plan and the token plan of the first ``n`` ads of the round trip, rendered and checked."""
+    import tempfile
+
+    from adlake.errors import AdlakeError
+    from adlake.render.checks import verify
+    from adlake.render.plans import frame_of_clip, ground_truth_plan, plan_from_tokens
+    from adlake.render.render import render_plan
+    from schemas.edit_plan import Output
+    from schemas.registry import AD_SEQUENCES
+
+    seqs = {r["ad_id"]: r["sequence"] for r in lake.read(AD_SEQUENCES, columns=["ad_id", "sequence", "tokenizer_id"])
+            .to_pylist() if r["tokenizer_id"] == trip["sequence_tokenizer"]}
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="adlake-roundtrip-") as d:
+        for ad in trip["per_ad"][:n]:
+            truth = ground_truth_plan(lake, ad["ad_id"])
+            plans = {"truth": truth}
+            try:
+                plans["tokens"] = plan_from_tokens(seqs[ad["ad_id"]], library, product_id=truth.product_id,
+                                                   min_score=lake.settings.render.min_clip_score).model_copy(
+                    update={"output": Output(**frame_of_clip(lake, truth.clips[0].clip_id))})
+            except AdlakeError as e:
+                rows.append({"ad_id": ad["ad_id"], "plan": "tokens", "duration_s": 0.0, "checks": {},
+                             "error": str(e)})
+            for kind, plan in plans.items():
+                mp4 = Path(d) / f"{ad['ad_id']}-{kind}.mp4"
+                try:
+                    r = render_plan(lake, plan, out=mp4)
+                    rows.append({"ad_id": ad["ad_id"], "plan": kind, "duration_s": r.duration_s,
+                                 "checks": verify(lake, plan, r, mp4)})
+                except AdlakeError as e:
+                    rows.append({"ad_id": ad["ad_id"], "plan": kind, "duration_s": 0.0, "checks": {},
+                                 "error": str(e)})
+    return rows
 
 
 @plan_app.command("schema")

@@ -106,7 +106,7 @@ class Library:
     audio_tokenizer: Any | None
     clip_index: Any
     bgm_index: Any | None
-    product_of_video: dict[str, str]
+    products_of_video: dict[str, set[str]]  # a video re-uploaded by ads of other products belongs to each
 
     @classmethod
     def load(cls, lake: Lake) -> Library:
@@ -127,20 +127,23 @@ class Library:
             bgm_index = None
         ads = lake.read(ADS, columns=["ad_id", "crawl_date", "video_id", "product_id", "status"],
                         where="status = 'selected'").to_pylist()
-        products = {r["video_id"]: r["product_id"] for r in latest_per_key(ads).values() if r["video_id"]}
+        products: dict[str, set[str]] = {}
+        for r in latest_per_key(ads).values():
+            if r["video_id"]:
+                products.setdefault(r["video_id"], set()).add(r["product_id"])
         return cls(load_tokenizer(ctx, "video"), audio_tok, clip_index, bgm_index, products)
 
 
-def likeliest_product(results: list[list[Any]], product_of_video: dict[str, str]) -> str | None:
+def likeliest_product(results: list[list[Any]], products_of_video: dict[str, set[str]]) -> str | None:
     """The product whose library matches the clips best: per product, each clip's best score among its
     clips, summed over the clips (one look-alike clip of another product does not decide)."""
     totals: dict[str, float] = {}
     for hits in results:
         best: dict[str, float] = {}
         for h in hits:
-            p = product_of_video.get(h.video_id)
-            if p is not None and h.score > best.get(p, -1.0):
-                best[p] = h.score
+            for p in products_of_video.get(h.video_id, ()):
+                if h.score > best.get(p, -1.0):
+                    best[p] = h.score
         for p, score in best.items():
             totals[p] = totals.get(p, 0.0) + score
     return max(sorted(totals), key=lambda p: totals[p]) if totals else None
@@ -158,12 +161,12 @@ def plan_from_tokens(sequence: str, library: Library, *, product_id: str | None 
     queries = np.stack([lib.video_tokenizer.decode_tokens("".join(c.frames)).mean(axis=0) for c in parsed.clips])
     results = lib.clip_index.search(queries, min(search_k, len(lib.clip_index.ids)))
     if product_id is None and not any_product:
-        product_id = likeliest_product(results, lib.product_of_video)
+        product_id = likeliest_product(results, lib.products_of_video)
     used: set[str] = set()
     clips = []
     for clip, hits in zip(parsed.clips, results, strict=True):
         eligible = [h for h in hits if h.id not in used and h.score >= min_score
-                    and (any_product or lib.product_of_video.get(h.video_id) == product_id)]
+                    and (any_product or product_id in lib.products_of_video.get(h.video_id, ()))]
         if not eligible:
             best = max((h.score for h in hits if h.id not in used), default=None)
             raise PlanError("nothing_retrievable", f"position {clip.position}",
@@ -200,8 +203,10 @@ def token_round_trip(lake: Lake, library: Library, splits: tuple[str, ...] = ("p
     seq_id = library.video_tokenizer.tokenizer_id + (
         f"+{library.audio_tokenizer.tokenizer_id}" if library.audio_tokenizer else "")
     wanted = ", ".join(f"'{s}'" for s in splits)
-    ads = {r["ad_id"]: r["video_id"] for r in lake.read(SPLIT_ASSIGNMENTS, columns=["ad_id", "video_id"],
-                                                          where=f"split IN ({wanted})").to_pylist()}
+    assigned = lake.read(SPLIT_ASSIGNMENTS, columns=["ad_id", "video_id", "product_id"],
+                         where=f"split IN ({wanted})").to_pylist()
+    ads = {r["ad_id"]: r["video_id"] for r in assigned}
+    product_of_ad = {r["ad_id"]: r["product_id"] for r in assigned}
     seqs = {r["ad_id"]: r["sequence"] for r in lake.read(AD_SEQUENCES, columns=["ad_id", "sequence"],
                                                          where=f"tokenizer_id = {sql_literal(seq_id)}").to_pylist()}
     clips_of: dict[str, list[str]] = {}
@@ -211,8 +216,8 @@ def token_round_trip(lake: Lake, library: Library, splits: tuple[str, ...] = ("p
     for ad_id in sorted(a for a in ads if a in seqs):
         own = clips_of.get(ads[ad_id], [])
         try:
-            got = [c.clip_id for c in plan_from_tokens(seqs[ad_id], library,
-                                                       product_id=library.product_of_video.get(ads[ad_id])).clips]
+            got = [c.clip_id for c in plan_from_tokens(seqs[ad_id], library, product_id=product_of_ad[ad_id],
+                                                       min_score=lake.settings.render.min_clip_score).clips]
             error = None
         except PlanError as e:
             got, error = [], str(e)

@@ -213,7 +213,7 @@ def render_plan(lake: Lake, plan: EditPlan, out: Path | None = None,
             finally:
                 for c in job.copies:
                     c.unlink(missing_ok=True)
-            meta = {"duration_s": tl.duration_s,
+            meta = {"duration_s": round(tl.duration_s, 6),
                     "clips": [{"clip_id": p.span.clip_id, "start_s": round(p.start_s, 6),
                                "duration_s": round(p.duration_s, 6), "source_first_frame": p.span.first_frame,
                                "frames": p.frames, "fps": p.span.source.fps,
