@@ -12,7 +12,7 @@ import pytest
 
 from adlake.render import checks
 from adlake.render.errors import PlanError
-from adlake.render.graph import _fit
+from adlake.render.graph import fit_filter
 from adlake.render.resolve import load_plan, parse_plan
 from adlake.render.ssmp import place_narrations
 from schemas.edit_plan import Output
@@ -64,7 +64,7 @@ def render(lake, plan: dict, out: Path | None = None):
 
 
 def source_frame(media, output: Output, index: int) -> np.ndarray:
-    return checks.frame(media["src"], (output.width, output.height), index=index, vf=f"{_fit(output)},setsar=1,format=yuv420p")
+    return checks.frame(media["src"], (output.width, output.height), index=index, vf=f"{fit_filter(output)},setsar=1,format=yuv420p")
 
 
 def picture(img: np.ndarray) -> np.ndarray:

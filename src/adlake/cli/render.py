@@ -164,6 +164,7 @@ def plan_roundtrip(
     """Each training ad's gold.ad_sequences tokens back into a plan: the share of its own clips, in place."""
     from adlake.render.errors import PlanError
     from adlake.render.plans import Library, token_round_trip
+    from adlake.render.roundtrip import render_round_trip
 
     try:
         with stdout_to_stderr():
@@ -171,7 +172,7 @@ def plan_roundtrip(
             library = Library.load(lake)
             result = token_round_trip(lake, library)
             if render_ads:
-                result["renders"] = _render_round_trip(lake, library, result, render_ads)
+                result["renders"] = render_round_trip(lake, library, result, render_ads)
     except PlanError as e:
         _fail(e)
     if as_json:
@@ -193,43 +194,6 @@ def plan_roundtrip(
         ok = sum(not r.get("error") and all(v["ok"] is not False for v in r["checks"].values())
                  for r in result["renders"])
         out.print(f"renders passing every check that applies: {ok}/{len(result['renders'])}")
-
-
-def _render_round_trip(lake, library, trip: dict[str, Any], n: int) -> list[dict[str, Any]]:
-    """The ground-truth plan and the token plan of the first ``n`` ads of the round trip, rendered and checked."""
-    import tempfile
-
-    from adlake.errors import AdlakeError
-    from adlake.render.checks import verify
-    from adlake.render.plans import frame_of_clip, ground_truth_plan, plan_from_tokens
-    from adlake.render.render import render_plan
-    from schemas.edit_plan import Output
-    from schemas.registry import AD_SEQUENCES
-
-    seqs = {r["ad_id"]: r["sequence"] for r in lake.read(AD_SEQUENCES, columns=["ad_id", "sequence", "tokenizer_id"])
-            .to_pylist() if r["tokenizer_id"] == trip["sequence_tokenizer"]}
-    rows = []
-    with tempfile.TemporaryDirectory(prefix="adlake-roundtrip-") as d:
-        for ad in trip["per_ad"][:n]:
-            truth = ground_truth_plan(lake, ad["ad_id"])
-            plans = {"truth": truth}
-            try:
-                plans["tokens"] = plan_from_tokens(seqs[ad["ad_id"]], library, product_id=truth.product_id,
-                                                   min_score=lake.settings.render.min_clip_score).model_copy(
-                    update={"output": Output(**frame_of_clip(lake, truth.clips[0].clip_id))})
-            except AdlakeError as e:
-                rows.append({"ad_id": ad["ad_id"], "plan": "tokens", "duration_s": 0.0, "checks": {},
-                             "error": str(e)})
-            for kind, plan in plans.items():
-                mp4 = Path(d) / f"{ad['ad_id']}-{kind}.mp4"
-                try:
-                    r = render_plan(lake, plan, out=mp4)
-                    rows.append({"ad_id": ad["ad_id"], "plan": kind, "duration_s": r.duration_s,
-                                 "checks": verify(lake, plan, r, mp4)})
-                except AdlakeError as e:
-                    rows.append({"ad_id": ad["ad_id"], "plan": kind, "duration_s": 0.0, "checks": {},
-                                 "error": str(e)})
-    return rows
 
 
 @plan_app.command("schema")

@@ -67,10 +67,17 @@ def ssim(a: np.ndarray, b: np.ndarray, win: int = 7) -> float:
     return float(m.mean())
 
 
-def audio(path: Path, rate: int = 16000) -> np.ndarray:
-    out = subprocess.run(["ffmpeg", "-v", "error", "-nostdin", "-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar",
-                          str(rate), "-f", "f32le", "-"], capture_output=True, timeout=120, check=True).stdout
-    return np.frombuffer(out, np.float32)
+def audio(path: Path | str, rate: int = 16000, start_s: float = 0.0, length_s: float | None = None,
+          loop_to: float | None = None) -> np.ndarray:
+    """The first audio stream as mono float32 at ``rate``, from ``start_s`` for ``length_s`` (default: all);
+    repeated to ``loop_to`` seconds when given (how the renderer loops music)."""
+    args = ["ffmpeg", "-v", "error", "-nostdin", "-ss", f"{start_s:.3f}"] + (
+        ["-t", f"{length_s:.3f}"] if length_s else []) + ["-i", str(path), "-map", "0:a:0", "-ac", "1", "-ar",
+                                                          str(rate), "-f", "f32le", "-"]
+    x = np.frombuffer(subprocess.run(args, capture_output=True, timeout=120, check=True).stdout, np.float32)
+    if loop_to is not None and len(x):
+        x = np.tile(x, int(np.ceil(loop_to * rate / len(x))) + 1)[: int(loop_to * rate)]
+    return x
 
 
 def onset(samples: np.ndarray, rate: int, around_s: float, rise_db: float = 12.0, hop_s: float = 0.01) -> float | None:
@@ -139,20 +146,10 @@ def without_music(samples: np.ndarray, music: np.ndarray, rate: int, window_s: f
     return out
 
 
-def _decoded(path: str, rate: int, start_s: float = 0.0, length_s: float | None = None, loop_to: float | None = None
-             ) -> np.ndarray:
-    args = ["ffmpeg", "-v", "error", "-nostdin", "-ss", f"{start_s:.3f}"] + (
-        ["-t", f"{length_s:.3f}"] if length_s else []) + ["-i", path, "-ac", "1", "-ar", str(rate), "-f", "f32le", "-"]
-    x = np.frombuffer(subprocess.run(args, capture_output=True, timeout=120, check=True).stdout, np.float32)
-    if loop_to is not None and len(x):
-        x = np.tile(x, int(np.ceil(loop_to * rate / len(x))) + 1)[: int(loop_to * rate)]
-    return x
-
-
 def verify(lake, plan, rendered, mp4: Path) -> dict[str, dict[str, Any]]:
     """Every check of a render against its plan; each ``{"ok": bool | None, ...figures}`` (None: does not apply)."""
     from adlake.media.store import MediaStore
-    from adlake.render.graph import _fit
+    from adlake.render.graph import fit_filter
     from adlake.render.resolve import resolve
 
     out, fps = plan.output, plan.output.fps
@@ -161,16 +158,18 @@ def verify(lake, plan, rendered, mp4: Path) -> dict[str, dict[str, Any]]:
     info = probe(mp4)
     v = next((s for s in info["streams"] if s["codec_type"] == "video"), {})
     a = next((s for s in info["streams"] if s["codec_type"] == "audio"), {})
+    fast = faststart(mp4)
     result["streams"] = {"ok": v.get("codec_name") == "h264" and a.get("codec_name") == "aac"
-                         and (v.get("width"), v.get("height")) == size and faststart(mp4),
+                         and (v.get("width"), v.get("height")) == size and fast,
                          "video": v.get("codec_name"), "audio": a.get("codec_name"),
-                         "size": f"{v.get('width')}x{v.get('height')}", "faststart": faststart(mp4)}
+                         "size": f"{v.get('width')}x{v.get('height')}", "faststart": fast}
     expected = round(rendered.duration_s * fps)
     result["duration"] = {"ok": abs(int(v.get("nb_frames", -99)) - expected) <= 1, "frames": int(v.get("nb_frames", 0)),
                           "expected_frames": expected}
     store = MediaStore(lake.settings)
-    spans = {s.clip_id: s for s in resolve(lake, plan).spans}
-    fit = f"{_fit(out)},setsar=1,format=yuv420p"
+    resolved = resolve(lake, plan)
+    spans = {s.clip_id: s for s in resolved.spans}
+    fit = f"{fit_filter(out)},setsar=1,format=yuv420p"
     scores = []
     edge = round(plan.dissolve_s * fps) + 2 if plan.transition == "dissolve" else 1
     for clip in rendered.clips:
@@ -202,10 +201,10 @@ def verify(lake, plan, rendered, mp4: Path) -> dict[str, dict[str, Any]]:
     narrated = [c for c in rendered.clips if c["narration_start_s"] is not None]
     music = None
     if plan.bgm is not None:
-        res = resolve(lake, plan).music
+        res = resolved.music
         path, temporary = (store.local_copy(res.media_key) if res.media_key else (Path(res.file), False))
         try:
-            music = _decoded(str(path), 16000, res.start_s, res.length_s, loop_to=len(samples) / 16000)
+            music = audio(path, 16000, res.start_s, res.length_s, loop_to=len(samples) / 16000)
         finally:
             if temporary:
                 path.unlink(missing_ok=True)

@@ -16,7 +16,7 @@ from pathlib import Path
 from adlake.config import RenderConf
 from adlake.render.resolve import Span
 from adlake.render.subtitles import Cue
-from schemas.edit_plan import Output
+from schemas.edit_plan import Output, has_cjk
 
 
 @dataclass
@@ -83,7 +83,8 @@ def _esc(path: str) -> str:
     return path.replace("\\", "\\\\").replace("'", r"'\''").replace(":", r"\:")
 
 
-def _fit(out: Output) -> str:
+def fit_filter(out: Output) -> str:
+    """The filters that put a source frame into the output frame (what the checks apply to source frames too)."""
     w, h = out.width, out.height
     if out.fit == "crop":
         return f"scale={w}:{h}:force_original_aspect_ratio=increase,crop={w}:{h}"
@@ -109,7 +110,7 @@ def filter_graph(tl: Timeline, conf: RenderConf, subtitles_file: Path | None) ->
     out, n = tl.output, len(tl.placed)
     lines = []
     for i, p in enumerate(tl.placed):
-        lines.append(f"[{i}:v:0]trim=end_frame={p.frames},setpts=PTS-STARTPTS,{_fit(out)},setsar=1,"
+        lines.append(f"[{i}:v:0]trim=end_frame={p.frames},setpts=PTS-STARTPTS,{fit_filter(out)},setsar=1,"
                      f"format=yuv420p,settb=AVTB[c{i}]")
     if n == 1:
         joined = "c0"
@@ -127,18 +128,12 @@ def filter_graph(tl: Timeline, conf: RenderConf, subtitles_file: Path | None) ->
         joined = f"x{n}"
     video = f"[{joined}]fps={out.fps:g},trim=duration={tl.duration_s:.6f}"
     if subtitles_file is not None and tl.cues:
-        font = conf.cjk_font if any(_cjk(c.text) for c in tl.cues) else conf.font
+        font = conf.cjk_font if any(has_cjk(c.text) for c in tl.cues) else conf.font
         video += (f",subtitles=filename='{_esc(str(subtitles_file))}':charenc=UTF-8:"
                   f"force_style='FontName={font},FontSize={conf.font_size},Outline=2,Shadow=0,MarginV=24'")
     lines.append(video + ",format=yuv420p[vout]")
     lines.extend(_audio(tl, conf))
     return ";\n".join(lines)
-
-
-def _cjk(text: str) -> bool:
-    from schemas.edit_plan import has_cjk
-
-    return has_cjk(text)
 
 
 def _audio(tl: Timeline, conf: RenderConf) -> list[str]:

@@ -22,10 +22,10 @@ from adlake.media.store import MediaStore
 from adlake.render import subtitles as subs
 from adlake.render.errors import PlanError, RenderFailed
 from adlake.render.graph import Music, Placed, Timeline, ffmpeg_inputs, filter_graph, lay_out
-from adlake.render.resolve import Resolved, resolve
+from adlake.render.resolve import Resolved, resolve, segmented
 from adlake.render.ssmp import place_narrations, text_similarity
 from adlake.render.tts import narrate, speak
-from schemas.edit_plan import EditPlan, Subtitle, has_cjk
+from schemas.edit_plan import EditPlan, has_cjk
 
 RENDERER = "adlake-render/4"
 
@@ -154,8 +154,7 @@ class _Job:
             raise PlanError("narrations_do_not_fit", "narrations", str(e)) from None
         for i, j in enumerate(where):
             placed[j].narration_path, placed[j].narration_s = wavs[i], lengths[i]
-            placed[j].span.subtitles = [s for s in placed[j].span.subtitles] or [
-                Subtitle(text=seg) for seg in _segments(narrations[i])]
+            placed[j].span.subtitles = placed[j].span.subtitles or segmented(narrations[i])
 
     def check_fonts(self, tl: Timeline) -> None:
         """libass draws boxes for glyphs its font lacks: Han or kana subtitles need the CJK font installed."""
@@ -183,12 +182,6 @@ class _Job:
         err = proc.stderr.read()
         if proc.wait() != 0:
             raise RenderFailed(f"ffmpeg exited {proc.returncode}: {err.strip()[-800:]}")
-
-
-def _segments(text: str) -> list[str]:
-    from adlake.evaluate.metrics import segment_subtitles
-
-    return segment_subtitles(text)
 
 
 def render_plan(lake: Lake, plan: EditPlan, out: Path | None = None,
@@ -221,7 +214,8 @@ def render_plan(lake: Lake, plan: EditPlan, out: Path | None = None,
                                "narration_s": round(p.narration_s, 3) if p.narration_path else None}
                               for p in tl.placed],
                     "cues": [c.__dict__ for c in tl.cues], "versions": resolved.versions, "renderer": RENDERER}
-            for ext, text in (("srt", subs.srt(tl.cues)), ("vtt", subs.vtt(tl.cues)), ("json", json.dumps(meta))):
+            store.commit(srt_path, f"{digest}.srt", "renders")  # the file ffmpeg burned in
+            for ext, text in (("vtt", subs.vtt(tl.cues)), ("json", json.dumps(meta))):
                 path = tmp / f"sidecar.{ext}"
                 path.write_text(text, encoding="utf-8")
                 store.commit(path, f"{digest}.{ext}", "renders")

@@ -26,8 +26,6 @@ class Source:
     video_id: str
     media_key: str  # blob key in the media store
     fps: float
-    width: int
-    height: int
 
 
 @dataclass
@@ -37,8 +35,6 @@ class Span:
     position: int
     clip_id: str
     source: Source
-    start_s: float
-    end_s: float
     first_frame: int
     end_frame: int
     script: str | None  # the plan's script for the clip (narrated)
@@ -99,10 +95,13 @@ def parse_plan(raw: object) -> EditPlan:
         raise PlanError("invalid", where or "plan", f"{first['msg']} ({e.error_count()} problem(s))") from None
 
 
-def subtitles_of(clip: PlanClip, script: str | None) -> list[Subtitle]:
-    if clip.subtitles is not None:
-        return list(clip.subtitles)
-    return [Subtitle(text=s) for s in segment_subtitles(script)] if script else []
+def segmented(text: str | None) -> list[Subtitle]:
+    """Untimed subtitle segments of a script (the metric library's segmentation)."""
+    return [Subtitle(text=s) for s in segment_subtitles(text)] if text else []
+
+
+def subtitles_of(clip: PlanClip) -> list[Subtitle]:
+    return list(clip.subtitles) if clip.subtitles is not None else segmented(clip.script)
 
 
 def _in(values: list[str]) -> str:
@@ -128,13 +127,12 @@ def resolve(lake: Lake, plan: EditPlan) -> Resolved:
         if v is None or not v["fps"]:
             raise PlanError("no_source", f"clips[{i}]", f"video {row['video_id']} of clip {c.clip_id} is not in "
                             "bronze.videos with a frame rate")
-        source = Source(v["video_id"], media.key_of(v["media_uri"]), float(v["fps"]), v["width"], v["height"])
+        source = Source(v["video_id"], media.key_of(v["media_uri"]), float(v["fps"]))
         first, end = round(row["start_s"] * source.fps), round(row["end_s"] * source.fps)
         if end <= first:
             raise PlanError("empty_clip", f"clips[{i}]", f"clip {c.clip_id} spans no frame")
-        script = c.script if c.script is not None else None
-        spans.append(Span(i, c.clip_id, source, row["start_s"], row["end_s"], first, end, script, row["script"],
-                          subtitles_of(c, script), c.narration, c.narration_offset_s))
+        spans.append(Span(i, c.clip_id, source, first, end, c.script, row["script"], subtitles_of(c), c.narration,
+                          c.narration_offset_s))
     versions = {spec.name: lake.version(spec) for spec in (CLIPS, VIDEOS, PARSED_VIDEOS)}
     return Resolved(plan, spans, _music(lake, plan), versions)
 
