@@ -324,6 +324,54 @@ def test_an_ad_renders_from_its_plan_and_from_its_own_tokens(pipeline: Pipeline,
 
 @pytest.mark.slow
 @pytest.mark.airflow
+def test_train_editor_trains_both_models_scores_them_with_intervals_and_a_rerun_trains_nothing(
+        pipeline: Pipeline) -> None:
+    from transformers import AutoTokenizer
+
+    from adlake.tokenizer.vocab import SPECIAL_TOKENS
+
+    pipeline.needs("training_sets")
+    home = pipeline.home
+    run = json.loads(adlake(home, "run", "train_editor", "--json").stdout)
+    assert run["ok"], run
+    out = {t["task_id"]: t["output"] for t in run["tasks"]}
+    llm, ssmp, scored = out["train_llm"], out["train_ssmp"], out["score_editor"]
+    # the test tokenizers are 4 levels x 16 codes per modality
+    assert llm["added_tokens"] == 4 * 16 * 2 + len(SPECIAL_TOKENS)
+    assert llm["stage1"]["frozen_changed"] == [] and llm["stage1"]["trainable_params"] < llm["stage2"]["trainable_params"]
+    assert llm["stage2_data"]["sequences"] + sum(llm["stage2_data"]["dropped_overlong"].values()) >= 1
+    assert llm["gate"]["passed"] == llm["production_moved"] and llm["stage1"]["tokens_per_s"] > 0
+    assert ssmp["sequences"] >= 1 and ssmp["steps"] == 30
+    systems = scored["systems"]
+    assert {"llm", "ssmp_greedy", "ssmp_self_correct", "random", "embedding"} == set(systems)
+    for figures in systems.values():
+        lo, hi = figures["ci"]["shot_f1"]
+        assert lo <= figures["shot_f1"] <= hi
+    assert scored["ranking"]["statement"].startswith(("ranked", "not ranked"))
+    assert (scored["ranking"]["order"] is None) == scored["ranking"]["statement"].startswith("not ranked")
+    # the registered model's tokenizer round-trips every training ad's gold.ad_sequences to the same ids
+    [folder] = {p.parent for p in home.rglob("editor/editor.json")}
+    tok = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    first_new = len(tok) - llm["added_tokens"]
+    sequences = json.loads(adlake(home, "show", "gold.ad_sequences", "--json", "--limit", "1000").stdout)
+    assert sequences
+    for row in sequences:
+        ids = tok(row["sequence"], add_special_tokens=False)["input_ids"]
+        assert tok.decode(ids, skip_special_tokens=False) == row["sequence"]
+        assert tok(tok.decode(ids), add_special_tokens=False)["input_ids"] == ids
+        marked = sum(row["sequence"].count(t) for t in ("<v_", "<a_", *SPECIAL_TOKENS))
+        assert sum(i >= first_new for i in ids) == marked
+    # the same inputs again: nothing trains, nothing new is registered, the report is the same
+    again = {t["task_id"]: t["output"] for t in json.loads(adlake(home, "run", "train_editor", "--json").stdout)["tasks"]}
+    assert "already trained" in again["train_llm"]["skipped"] and "already trained" in again["train_ssmp"]["skipped"]
+    assert again["train_llm"]["version"] == llm["version"]
+    assert again["score_editor"]["systems"] == systems
+    table = adlake(home, "evaluate", "editor").stdout
+    assert "llm" in table and "ranked" in table
+
+
+@pytest.mark.slow
+@pytest.mark.airflow
 def test_a_failing_dag_run_exits_non_zero(tmp_path: Path) -> None:
     res = adlake(tmp_path / "home", "run", "ads_ingest", "--param", f"manifest={tmp_path / 'nope.parquet'}",
                  "--param", "crawl_date=2026-11-01", check=False)

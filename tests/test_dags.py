@@ -31,7 +31,8 @@ def dagbag(tmp_path_factory: pytest.TempPathFactory):
 def test_every_dag_file_imports_without_errors(dagbag) -> None:
     dags, errors = dagbag
     assert errors == {}
-    assert {"ads_ingest", "ads_parse", "ads_features", "train_tokenizer", "index_refresh", "training_sets"} <= set(dags)
+    assert {"ads_ingest", "ads_parse", "ads_features", "train_tokenizer", "index_refresh", "training_sets",
+            "train_editor"} <= set(dags)
     files = {p.stem for p in DAGS_FOLDER.glob("*.py")}
     assert files <= {d.fileloc and Path(d.fileloc).stem for d in dags.values()}
 
@@ -120,6 +121,15 @@ def _scheduled_on(condition) -> set[str]:
     if hasattr(condition, "objects"):
         return set().union(*(_scheduled_on(c) for c in condition.objects))
     return {condition.name}
+
+
+def test_train_editor_trains_one_model_after_the_other_and_scores_whatever_finished(dagbag) -> None:
+    dag = dagbag[0]["train_editor"]
+    tasks = {t.task_id: t for t in dag.tasks}
+    assert set(tasks) == {"train_llm", "train_ssmp", "score_editor"}
+    assert tasks["train_ssmp"].upstream_task_ids == {"train_llm"}
+    assert tasks["score_editor"].upstream_task_ids == {"train_ssmp"} and tasks["score_editor"].trigger_rule == "all_done"
+    assert type(dag.timetable).__name__ == "NullTimetable" and dag.max_active_runs == 1  # the ML team triggers it
 
 
 def test_every_asset_a_dag_is_scheduled_on_is_produced_by_some_task(dagbag) -> None:

@@ -12,6 +12,7 @@ import typer
 from adlake.cli.common import app, cli_lake, console, current_settings, out, stdout_to_stderr
 from adlake.cli.evaluate import (
     print_benchmark_report,
+    print_editor_training,
     print_parse_reconciliation,
     print_parse_score,
     print_training_sets,
@@ -37,7 +38,7 @@ def demo(
     crawl_date: Annotated[str, typer.Option(help="Crawl date the manifest lands under.")] = "2026-11-01",
 ) -> None:
     """Synthesize a corpus, serve it, run ingest → parse → features → train_tokenizer → features → index_refresh →
-    training_sets, ending with the baselines' benchmark report."""
+    training_sets → train_editor, ending with the editor models' benchmark report beside the baselines."""
     import socket
 
     with socket.socket() as probe_port:
@@ -52,7 +53,7 @@ def demo(
     settings = current_settings()
     corpus = settings.home / "corpus" / f"seed{seed}-n{n}-real{real:g}-port{port}"
     if not (corpus / "ground_truth.json").exists():
-        console.rule("1/10 synthesize")
+        console.rule("1/11 synthesize")
         synth(corpus, n=n, seed=seed, base_url=f"http://127.0.0.1:{port}", metadata_only=False, rows=0,
               real=real, as_json=False)
     else:
@@ -61,16 +62,16 @@ def demo(
     landed = land_manifest(corpus / "manifest.parquet", settings.ingest.landing_uri, day,
                            settings.lake.storage_options)
     with serving(corpus, port) as url:
-        console.rule(f"2/10 ads_ingest through Airflow (manifest landed at {landed}, corpus served at {url})")
+        console.rule(f"2/11 ads_ingest through Airflow (manifest landed at {landed}, corpus served at {url})")
         run("ads_ingest", param=[f"crawl_date={crawl_date}"], as_json=False)
-    console.rule("3/10 reconciliation")
+    console.rule("3/11 reconciliation")
     lake = cli_lake()
     print_reconciliation(reconcile(lake, day).as_dict())
     check = check_against_truth(lake, corpus, day)
     out.print(f"ground truth: {check.matched}/{check.checked} ads where the corpus says they belong")
     for m in check.mismatches:
         out.print(f"  [red]{m['ad']}[/]: expected {m['expected']}, found {m['found']}")
-    console.rule("4/10 ads_parse through Airflow (triggered by bronze.videos)")
+    console.rule("4/11 ads_parse through Airflow (triggered by bronze.videos)")
     run("ads_parse", param=[], as_json=False)
     from adlake.evaluate.parse import score_lake
     from adlake.parse.batch import reconcile_parse
@@ -80,11 +81,11 @@ def demo(
     with stdout_to_stderr():
         parse_score = score_lake(lake, corpus)
     print_parse_score(parse_score)
-    console.rule("5/10 ads_features through Airflow (triggered by silver.frames): embeddings on Ray")
+    console.rule("5/11 ads_features through Airflow (triggered by silver.frames): embeddings on Ray")
     run("ads_features", param=[], as_json=False)
     embedded = lake.read(EMBEDDINGS, columns=["entity_type"]).column("entity_type").value_counts().to_pylist()
     out.print("silver.embeddings: " + ", ".join(f"{c['counts']} {c['values']}" for c in embedded))
-    console.rule("6/10 train_tokenizer through Airflow: RQ-VAE 8 x 256 per modality, gated in MLflow")
+    console.rule("6/11 train_tokenizer through Airflow: RQ-VAE 8 x 256 per modality, gated in MLflow")
     trained = True
     try:
         run("train_tokenizer", param=[], as_json=False)
@@ -94,7 +95,7 @@ def demo(
     with stdout_to_stderr():
         rows = tokenizer_versions()
     print_tokenizer_figures(rows)
-    console.rule("7/10 ads_features again: tokens with the production tokenizers (nothing left to embed)")
+    console.rule("7/11 ads_features again: tokens with the production tokenizers (nothing left to embed)")
     run("ads_features", param=[], as_json=False)
     if lake.exists(AD_SEQUENCES):
         sample = lake.read(AD_SEQUENCES, limit=1).to_pylist()
@@ -102,7 +103,7 @@ def demo(
             seq = sample[0]["sequence"]
             out.print(f"gold.ad_sequences, ad {sample[0]['ad_id']} ({sample[0]['tokenizer_id']}, {len(seq)} "
                       f"characters): {seq[:400]}…")
-    console.rule("8/10 index_refresh through Airflow: FAISS clip and music indexes, recall-gated in MLflow")
+    console.rule("8/11 index_refresh through Airflow: FAISS clip and music indexes, recall-gated in MLflow")
     indexed = True
     try:
         run("index_refresh", param=[], as_json=False)
@@ -119,7 +120,7 @@ def demo(
         query = loaded.ids[0]
         hits = loaded.search(loaded.vector_of(query), 3)[0]
         out.print(f"adlake search --clip {query} --k 3 → " + ", ".join(f"{h.id} ({h.score:.3f})" for h in hits))
-    console.rule("9/10 training_sets through Airflow: splits, task samples, benchmark, baselines; the lake")
+    console.rule("9/11 training_sets through Airflow: splits, task samples, benchmark, baselines; the lake")
     sets_ok = True
     try:
         outcome = run("training_sets", param=[], as_json=False)
@@ -132,7 +133,7 @@ def demo(
     tables(show_all=False, as_json=False)
     out.print(f"corpus: {corpus} · lake: {settings.lake.uri} · media: {settings.media.uri} · "
               f"MLflow: {settings.mlflow.tracking_uri}")
-    console.rule("10/10 the baselines' benchmark report")
+    console.rule("10/11 the baselines' benchmark report")
     if outputs:
         scored = outputs["score_baselines"]
         report = json.loads((Path(scored["report_dir"]) / "report.json").read_text())
@@ -145,5 +146,16 @@ def demo(
                       f"{previews['mlflow_run_id']}); {len(previews['failed'])} failed to render")
             for f in previews["failed"]:
                 out.print(f"  [red]{f['sample_id']} {f['system']}: {f['error']}[/] {f['message']}")
-    if not (check.ok and trained and indexed and sets_ok):
+    console.rule("11/11 train_editor through Airflow: the LLM's extended vocabulary and two stages, SSMP, scored")
+    editor_ok = True
+    try:
+        outcome = run("train_editor", param=[], as_json=False)
+    except typer.Exit:
+        editor_ok, outcome = False, None
+        out.print("[red]train_editor failed[/]")
+    trained_out = {} if outcome is None else {t.task_id: t.output for t in outcome.tasks}
+    print_editor_training(trained_out)
+    if trained_out.get("score_editor"):
+        print_benchmark_report(trained_out["score_editor"])
+    if not (check.ok and trained and indexed and sets_ok and editor_ok):
         raise typer.Exit(1)

@@ -145,32 +145,40 @@ def evaluate_parse(
 
 
 def print_benchmark_report(report: dict[str, Any]) -> None:
-    from adlake.evaluate.benchmark import METRICS
+    from adlake.evaluate.benchmark import METRICS, cell
 
     table = Table(title=f"benchmark {report['benchmark']} v{report['benchmark_version']}: {report['samples']} "
                         "test ads, each with its product's other ads' clips as distractors")
-    table.add_column("system")
+    table.add_column("system", no_wrap=True)
     for m in METRICS:
         table.add_column(m)
     for name, figures in report["systems"].items():
-        table.add_row(name, *["not computed" if figures.get(m) is None else f"{figures[m]:.3f}" for m in METRICS])
+        table.add_row(name, *[cell(figures, m) for m in METRICS])
     out.print(table)
-    out.print(f"judged metrics (VSC, Fact, Coh, Logic, SQ): {report['judge']}")
+    if report.get("ranking"):
+        out.print(f"[bold]{report['ranking']['statement']}[/] (intervals: {report.get('confidence', 0.95):.0%} "
+                  "bootstrap over samples)")
+    judge = report["judge"]
+    out.print(f"judged metrics (VSC, Fact, Coh, Logic, SQ): {judge if isinstance(judge, str) else judge['status']}")
     out.print(f"report: {report['report_dir']}/report.md · MLflow run {report.get('mlflow_run_id')}")
 
 
 @evaluate_app.command("benchmark")
 def evaluate_benchmark(
-    predictions: Annotated[Path | None, typer.Argument(metavar="[PREDICTIONS]", help="JSONL predictions")] = None,
+    predictions: Annotated[list[Path] | None, typer.Argument(metavar="[PREDICTIONS]...",
+                                                             help="JSONL predictions, one system per file")] = None,
     benchmark_version: Annotated[int | None, typer.Option(help="gold.benchmark version (default: latest)")] = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Score PREDICTIONS (JSONL) on the benchmark beside the random and embedding baselines; JSON, Markdown, MLflow."""
+    """Score PREDICTIONS (JSONL; each file one system, named by its stem) on the benchmark beside the random and
+    embedding baselines, with bootstrap intervals; JSON, Markdown, MLflow."""
     from jobs.score_benchmark import main as score_main
 
-    if predictions is not None and not predictions.is_file():
-        raise typer.BadParameter(f"{predictions} is not a file")
-    argv = [] if predictions is None else ["--predictions", str(predictions)]
+    argv = []
+    for path in predictions or []:
+        if not path.is_file():
+            raise typer.BadParameter(f"{path} is not a file")
+        argv += ["--predictions", str(path)]
     if benchmark_version is not None:
         argv += ["--benchmark-version", str(benchmark_version)]
     with stdout_to_stderr():
@@ -179,6 +187,50 @@ def evaluate_benchmark(
         print_json(report)
     else:
         print_benchmark_report(report)
+
+
+@evaluate_app.command("editor")
+def evaluate_editor(as_json: JsonOpt = False) -> None:
+    """The trained editor models (LLM; SSMP greedy and self-corrective) beside the random and embedding baselines,
+    from the answers the last train_editor run wrote for the latest benchmark version."""
+    from jobs.score_editor import main as score_main
+
+    with stdout_to_stderr():
+        report = score_main([])
+    if as_json:
+        print_json(report)
+        return
+    print_benchmark_report(report)
+    if report["missing"]:
+        out.print(f"[yellow]no answers from {', '.join(report['missing'])}: run `adlake run train_editor`[/]")
+
+
+def print_editor_training(outputs: dict[str, Any]) -> None:
+    """What train_editor's tasks did: each LLM stage's figures, the gate, SSMP's training."""
+    llm = outputs.get("train_llm") or {}
+    if llm.get("skipped"):
+        out.print(f"LLM: {llm['skipped']}")
+    elif llm.get("stage1"):
+        d1, d2 = llm["stage1_data"], llm["stage2_data"]
+        out.print(f"LLM {llm['model']} v{llm['version']}: {llm['added_tokens']} tokens added; stage 1 (new rows only, "
+                  f"{d1['sequences']} ad sequences) loss {llm['stage1']['first_loss']:.2f} → "
+                  f"{llm['stage1']['final_loss']:.2f} (other init: "
+                  + ", ".join(f"{k} {v:.2f}" for k, v in llm["stage1"]["final_loss_by_init"].items())
+                  + f"), {llm['stage1']['tokens_per_s']:.0f} tokens/s")
+        out.print(f"  stage 2 (all weights, {d2['sequences']} samples, dropped over seq_len: "
+                  f"{sum(d2['dropped_overlong'].values())}, truncated: {sum(d2['truncated_overlong'].values())}) "
+                  f"loss {llm['stage2']['first_loss']:.2f} → {llm['stage2']['final_loss']:.2f}, "
+                  f"{llm['stage2']['tokens_per_s']:.0f} tokens/s, peak memory {llm['stage2']['peak_memory_mb']:.0f} MB")
+        g = llm["gate"]
+        out.print(f"  gate: {g['metric']} {g['model']} vs best baseline {g['best_baseline']} + margin {g['margin']}: "
+                  + ("production moved" if g["passed"] else "production unchanged"))
+    ssmp = outputs.get("train_ssmp") or {}
+    if ssmp.get("skipped"):
+        out.print(f"SSMP: {ssmp['skipped']}")
+    elif ssmp.get("steps"):
+        out.print(f"SSMP: {ssmp['sequences']} training ads, {ssmp['steps']} steps in {ssmp['seconds']} s, loss "
+                  f"{ssmp['final_loss']:.2f}, masked-slot accuracy {ssmp['final_accuracy']:.2f} at mask ratio "
+                  f"{ssmp['final_mask_ratio']:.2f}")
 
 
 def print_training_sets(result: dict[str, Any]) -> None:

@@ -156,14 +156,89 @@ def score(bench: list[BenchmarkSample], predictions: dict[str, dict[str, Any]], 
     return summary, rows
 
 
+HIGHER_IS_BETTER = ("SRA", "CSA", "CRA", "kendall_tau", "pairwise_order", "shot_precision", "shot_recall",
+                    "shot_f1", "SSA")  # WCD: lower is better
+
+
+def _quantiles(means: np.ndarray, confidence: float) -> list[float]:
+    tail = (1 - confidence) / 2
+    return [round(float(np.quantile(means, tail)), 4), round(float(np.quantile(means, 1 - tail)), 4)]
+
+
+def bootstrap_ci(values: list[float | None], resamples: int, confidence: float, seed: int) -> list[float] | None:
+    """The percentile bootstrap interval of the mean over samples (None: no sample has the figure)."""
+    v = np.asarray([x for x in values if x is not None], np.float64)
+    if not len(v):
+        return None
+    rng = np.random.default_rng(seed)
+    return _quantiles(v[rng.integers(0, len(v), (resamples, len(v)))].mean(axis=1), confidence)
+
+
+def paired_difference(a: list[dict[str, Any]], b: list[dict[str, Any]], metric: str, resamples: int,
+                      confidence: float, seed: int) -> dict[str, Any]:
+    """Mean of a − b over the samples both score, with its paired bootstrap interval; ``separable`` when the
+    interval leaves out 0."""
+    by_id = {r["sample_id"]: r.get(metric) for r in b}
+    d = np.asarray([r[metric] - by_id[r["sample_id"]] for r in a
+                    if r.get(metric) is not None and by_id.get(r["sample_id"]) is not None], np.float64)
+    if not len(d):
+        return {"metric": metric, "samples": 0, "difference": None, "ci": None, "separable": False}
+    rng = np.random.default_rng(seed)
+    ci = _quantiles(d[rng.integers(0, len(d), (resamples, len(d)))].mean(axis=1), confidence)
+    return {"metric": metric, "samples": int(len(d)), "difference": round(float(d.mean()), 4), "ci": ci,
+            "separable": bool(ci[0] > 0 or ci[1] < 0)}
+
+
+def add_intervals(systems: dict[str, dict[str, Any]], per_sample: dict[str, list[dict[str, Any]]], resamples: int,
+                  confidence: float, seed: int) -> None:
+    """Each system's figures gain ``ci``: metric → [low, high], the bootstrap interval of its mean."""
+    for name, rows in per_sample.items():
+        systems[name]["ci"] = {m: bootstrap_ci([r.get(m) for r in rows], resamples, confidence, seed)
+                               for m in METRICS}
+
+
+def ranking(systems: dict[str, dict[str, Any]], per_sample: dict[str, list[dict[str, Any]]], metric: str,
+            baselines: tuple[str, ...], resamples: int, confidence: float, seed: int) -> dict[str, Any]:
+    """Systems in order of ``metric`` — given only when every neighbour in that order is separable by its paired
+    bootstrap interval; else ``order`` is None and ``statement`` says which could not be told apart. Each
+    non-baseline system is also compared with the best baseline."""
+    scored = [n for n in systems if systems[n].get(metric) is not None]
+    order = sorted(scored, key=lambda n: -systems[n][metric])
+    pairs = [{"a": a, "b": b, **paired_difference(per_sample[a], per_sample[b], metric, resamples, confidence, seed)}
+             for a, b in zip(order, order[1:], strict=False)]
+    best_base = max((n for n in scored if n in baselines), key=lambda n: systems[n][metric], default=None)
+    versus = {n: paired_difference(per_sample[n], per_sample[best_base], metric, resamples, confidence, seed)
+              for n in scored if n not in baselines and best_base is not None}
+    together = [f"{p['a']} vs {p['b']} (difference {p['difference']}, {confidence:.0%} interval {p['ci']})"
+                for p in pairs if not p["separable"]]
+    samples = max((systems[n].get("samples", 0) for n in systems), default=0)
+    if together:
+        statement = (f"not ranked: the {samples}-sample benchmark is too small to separate " + "; ".join(together)
+                     + f" on {metric}")
+    else:
+        statement = f"ranked on {metric}: " + " > ".join(order) + f" (every neighbour separable at {confidence:.0%})"
+    return {"metric": metric, "order": None if together else order, "neighbours": pairs,
+            "best_baseline": best_base, "versus_best_baseline": versus, "statement": statement}
+
+
+def cell(figures: dict[str, Any], metric: str) -> str:
+    """A figure with its interval when it has one; "not computed" without it."""
+    if figures.get(metric) is None:
+        return "not computed"
+    ci = (figures.get("ci") or {}).get(metric)
+    return f"{figures[metric]:.3f}" + (f" [{ci[0]:.2f}, {ci[1]:.2f}]" if ci else "")
+
+
 def markdown(report: dict[str, Any]) -> str:
     systems = report["systems"]
     lines = [f"# Benchmark {report['benchmark']} v{report['benchmark_version']} ({report['samples']} samples)", "",
              f"Source versions: `{json.dumps(report['source_versions'], sort_keys=True)}`", "",
              "| system | " + " | ".join(METRICS) + " |", "|---" * (len(METRICS) + 1) + "|"]
     for name, figures in systems.items():
-        cells = ["not computed" if figures.get(m) is None else f"{figures[m]:.3f}" for m in METRICS]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+        lines.append(f"| {name} | " + " | ".join(cell(figures, m) for m in METRICS) + " |")
+    if report.get("ranking"):
+        lines += ["", f"Intervals: {report['confidence']:.0%} bootstrap over samples. "
+                  + report["ranking"]["statement"] + "."]
     lines += ["", "Judged metrics (VSC, Fact, Coh, Logic, SQ): " + report["judge"]["status"], ""]
     for name, figures in systems.items():
         if figures.get("missing_predictions"):

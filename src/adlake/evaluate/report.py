@@ -13,10 +13,12 @@ from pathlib import Path
 from typing import Any
 
 from adlake.evaluate.benchmark import (
+    add_intervals,
     embedding_baseline,
     load_benchmark,
     markdown,
     random_baseline,
+    ranking,
     read_predictions,
     score,
 )
@@ -66,9 +68,14 @@ def baseline_predictions(lake: Lake, bench: list, source: dict[str, Any]) -> dic
             "embedding": embedding_baseline(bench, clip_vectors, first_last, seed)}
 
 
-def evaluate(lake: Lake, predictions_path: Path | None = None, *, benchmark_version: int | None = None,
+BASELINES = ("random", "embedding")
+
+
+def evaluate(lake: Lake, predictions_path: Path | list[Path] | None = None, *, benchmark_version: int | None = None,
              name: str | None = None) -> dict[str, Any]:
-    """Score the predictions (if any) and the baselines on one benchmark version; log and write the report."""
+    """Score the predictions files (if any; each named by its stem) and the baselines on one benchmark version,
+    each figure with its bootstrap interval, ranked only where the benchmark separates the systems; log and
+    write the report. ``name`` names the report (default: the one predictions file's stem, or baselines)."""
     from adlake.datasets.build import BENCHMARK_NAME
     from adlake.evaluate.judge import judge
     from adlake.tracking import job_run
@@ -79,28 +86,38 @@ def evaluate(lake: Lake, predictions_path: Path | None = None, *, benchmark_vers
     wps = lake.settings.evaluate.words_per_second
     systems: dict[str, Any] = {}
     per_sample: dict[str, list[dict[str, Any]]] = {}
-    predictions: dict[str, dict[str, Any]] = {}
-    if predictions_path is not None:
-        predictions = read_predictions(predictions_path)
-        name = name or predictions_path.stem
-        systems[name], per_sample[name] = score(bench, predictions, wps)
+    paths = [] if predictions_path is None else \
+        [predictions_path] if isinstance(predictions_path, Path) else list(predictions_path)
+    if len({p.stem for p in paths}) != len(paths) or set(BASELINES) & {p.stem for p in paths}:
+        raise ValueError(f"predictions files need distinct names, none of {BASELINES}: {[str(p) for p in paths]}")
+    predictions: dict[str, dict[str, dict[str, Any]]] = {}
+    for path in paths:
+        predictions[path.stem] = read_predictions(path)
+        systems[path.stem], per_sample[path.stem] = score(bench, predictions[path.stem], wps)
+    name = name or (paths[0].stem if len(paths) == 1 else None)
     for system, baseline in baseline_predictions(lake, bench, source).items():
         systems[system], per_sample[system] = score(bench, baseline, wps)
-    verdict = judge(_judge_items(rows, predictions), lake.settings.evaluate.judge)
+    conf = lake.settings.evaluate
+    seed = lake.settings.datasets.seed
+    add_intervals(systems, per_sample, conf.bootstrap_samples, conf.confidence, seed)
+    ranked = ranking(systems, per_sample, conf.rank_metric, BASELINES, conf.bootstrap_samples, conf.confidence, seed)
+    judged = next(iter(predictions.values()), {}) if len(predictions) == 1 else {}
+    verdict = judge(_judge_items(rows, judged), conf.judge)
     report = {"benchmark": BENCHMARK_NAME, "benchmark_version": version, "samples": len(bench),
               "benchmark_hash": hashlib.sha256(json.dumps([r["sample_id"] for r in rows]).encode()).hexdigest()[:16],
-              "source_versions": source, "predictions": str(predictions_path) if predictions_path else None,
-              "systems": systems, "judge": verdict}
-    if verdict.get("computed") and name:
-        systems[name].update({m: verdict.get(m) for m in ("VSC", "Fact", "Coh", "Logic", "SQ")})
+              "source_versions": source, "predictions": ([str(p) for p in paths] if len(paths) > 1 else
+                                                         str(paths[0]) if paths else None),
+              "systems": systems, "judge": verdict, "confidence": conf.confidence, "ranking": ranked}
+    if verdict.get("computed") and judged:
+        systems[paths[0].stem].update({m: verdict.get(m) for m in ("VSC", "Fact", "Coh", "Logic", "SQ")})
     out = Path(lake.settings.home) / "reports" / "benchmark" / f"v{version}-{name or 'baselines'}"
     out.mkdir(parents=True, exist_ok=True)
     (out / "report.json").write_text(json.dumps({**report, "per_sample": per_sample}, indent=1, sort_keys=True,
                                                 ensure_ascii=False) + "\n")
     (out / "report.md").write_text(markdown(report))
     with job_run(lake.ctx, experiment="evaluate", params={
-            "benchmark": BENCHMARK_NAME, "predictions": report["predictions"], "judge_prompt_version":
-            verdict["prompt_version"], "judge_computed": verdict.get("computed", False),
+            "benchmark": BENCHMARK_NAME, "predictions": ",".join(str(p) for p in paths) or None,
+            "judge_prompt_version": verdict["prompt_version"], "judge_computed": verdict.get("computed", False),
             **{f"source.{k}": v for k, v in source.items()}}, inputs={BENCHMARK.name: version}) as run:
         for system, figures in systems.items():
             run.metrics({f"{system}.{k}": v for k, v in figures.items() if isinstance(v, int | float)

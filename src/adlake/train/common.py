@@ -1,0 +1,71 @@
+"""What the editor jobs share: the benchmark they answer, where their predictions go, loss plots, the
+training key that makes a rerun on the same inputs a no-op."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+from adlake.evaluate.benchmark import BenchmarkSample, load_benchmark, score
+from adlake.lake import Lake
+from schemas.registry import BENCHMARK
+
+SYSTEMS = ("llm", "ssmp_greedy", "ssmp_self_correct")  # the prediction files a train_editor run writes
+
+
+def predictions_dir(lake: Lake) -> Path:
+    """``reports/benchmark/v<N>-editor/predictions``: one JSONL per system, for the pinned benchmark version."""
+    return Path(lake.settings.home) / "reports" / "benchmark" / f"v{lake.version(BENCHMARK)}-editor" / "predictions"
+
+
+def write_predictions(lake: Lake, system: str, predictions: dict[str, dict[str, Any]]) -> Path:
+    out = predictions_dir(lake)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"{system}.jsonl"
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps({"sample_id": k, **v}, ensure_ascii=False, sort_keys=True) + "\n"
+                           for k, v in sorted(predictions.items())))
+    tmp.replace(path)  # whole or absent
+    return path
+
+
+def bench_of(rows: list[dict[str, Any]]) -> list[BenchmarkSample]:
+    return load_benchmark(rows)
+
+
+def scores_against_baselines(lake: Lake, bench: list[BenchmarkSample], rows: list[dict[str, Any]],
+                             predictions: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """The system's figures and the random and embedding baselines', on the same samples, by the same code."""
+    from adlake.evaluate.report import baseline_predictions
+
+    wps = lake.settings.evaluate.words_per_second
+    source = json.loads(rows[0]["source_versions"])
+    out = {"model": score(bench, predictions, wps)[0]}
+    for name, preds in baseline_predictions(lake, bench, source).items():
+        out[name] = score(bench, preds, wps)[0]
+    return out
+
+
+def training_key(*parts: Any) -> str:
+    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+def loss_plot(path: Path, curves: dict[str, list[float]], title: str) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 3.5))
+    for name, values in curves.items():
+        ax.plot(range(1, len(values) + 1), values, label=name)
+    ax.set_xlabel("step")
+    ax.set_ylabel("loss")
+    ax.set_title(title)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
