@@ -194,3 +194,31 @@ def test_answers_name_exactly_k_distinct_candidates(small) -> None:
     assert len(got["scripts"]) == 4 and all('"' not in s for s in got["scripts"])
     few = answer(model, tok, "x", labels[:2], 5, 0, torch.device("cpu"))
     assert sorted(few["clips"]) == ["C1", "C2"] and "scripts" not in few
+
+
+def test_a_local_checkpoint_from_conf_is_extended_and_its_new_rows_start_from_the_codes(tmp_path, small) -> None:
+    """train.llm.model_path: a small checkpoint this test writes (model and tokenizer, as a Qwen3 folder has)
+    loads offline, gains exactly the vocabulary, and its code rows differ from the mean rows."""
+    from adlake.config import load_settings
+    from adlake.tokenizer.registry import Tokenizer
+    from adlake.tokenizer.rqvae import Rqvae, RqvaeConfig
+    from adlake.train.editor_llm import build
+
+    base = tiny_base_tokenizer(TEXTS, TINY.base_vocab)
+    tiny_model(TINY, len(base), 512, seed=0).save_pretrained(tmp_path / "ckpt")
+    base.save_pretrained(tmp_path / "ckpt")
+    settings = load_settings(home=str(tmp_path), train={"llm": {"model_path": str(tmp_path / "ckpt")}})
+    torch.manual_seed(0)
+    rqvae = Rqvae(RqvaeConfig(input_dim=24, levels=4, codebook_size=16, code_dim=8, hidden_dim=16, kmeans_iters=2))
+    rqvae(torch.randn(64, 24))  # k-means initialises the codebooks on the first batch
+    rqvae.eval()
+    tokenizers = [(Tokenizer("video", "1", rqvae, "enc", {}), vocabulary("video", 4, 16))]
+    model, tok, ext, directions = build(settings, SimpleNamespace(samples=[], sequences=[]), tokenizers,
+                                        torch.float32)
+    assert ext.first_id == len(base) and ext.added == 4 * 16 + len(SPECIAL_TOKENS)
+    assert model.get_input_embeddings().weight.shape[0] == len(tok) == len(base) + ext.added
+    assert len(directions) == 4 * 16
+    init = init_new_rows(model, ext, "codes", directions, seed=0)
+    assert init["rows_from_codes"] == 4 * 16
+    rows = model.get_input_embeddings().weight[ext.first_id:].detach()
+    assert not torch.allclose(rows[0], rows[1]) and torch.allclose(rows[-1], rows[-2])  # codes differ; markers: mean

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from adlake.evaluate.benchmark import BenchmarkSample, load_benchmark, score
+from adlake.evaluate.benchmark import load_benchmark, score
 from adlake.lake import Lake
 from schemas.registry import BENCHMARK
 
@@ -31,15 +31,13 @@ def write_predictions(lake: Lake, system: str, predictions: dict[str, dict[str, 
     return path
 
 
-def bench_of(rows: list[dict[str, Any]]) -> list[BenchmarkSample]:
-    return load_benchmark(rows)
-
-
-def scores_against_baselines(lake: Lake, bench: list[BenchmarkSample], rows: list[dict[str, Any]],
-                             predictions: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """The system's figures and the random and embedding baselines', on the same samples, by the same code."""
+def scores_against_baselines(lake: Lake, rows: list[dict[str, Any]], predictions: dict[str, dict[str, Any]]
+                             ) -> dict[str, dict[str, Any]]:
+    """The system's figures (``model``) and the random and embedding baselines', on the same benchmark rows,
+    by the same code as the report."""
     from adlake.evaluate.report import baseline_predictions
 
+    bench = load_benchmark(rows)
     wps = lake.settings.evaluate.words_per_second
     source = json.loads(rows[0]["source_versions"])
     out = {"model": score(bench, predictions, wps)[0]}

@@ -69,7 +69,7 @@ def read_editor_inputs(lake: Lake) -> EditorInputs:
                          where=f"tokenizer_id LIKE {sql_literal(source['tokenizer.video'] + '%')}").to_pylist()
     sequences = [r["sequence"] for r in sorted(seq_rows, key=lambda r: r["ad_id"]) if r["ad_id"] in train_ads]
 
-    clip_tokens, view_clip, frames_of = _clip_tokens(lake, source)
+    clip_tokens, view_clip = _clip_tokens(lake, source)
     clips_by_video: dict[str, list[tuple[int, str]]] = defaultdict(list)
     for c in lake.read(CLIPS, version=source[CLIPS.name], columns=["clip_id", "video_id", "idx"]).to_pylist():
         clips_by_video[c["video_id"]].append((c["idx"], c["clip_id"]))
@@ -78,7 +78,8 @@ def read_editor_inputs(lake: Lake) -> EditorInputs:
     return EditorInputs(versions, samples, sequences, bench_rows, clip_tokens, view_clip, clip_order, stale)
 
 
-def _clip_tokens(lake: Lake, source: dict[str, Any]) -> tuple[dict[str, str], dict[str, str], dict]:
+def _clip_tokens(lake: Lake, source: dict[str, Any]) -> tuple[dict[str, str], dict[str, str]]:
+    """Each clip's video tokens (its 1 fps frames in time order, each in frame markers); view uri → clip."""
     frames = lake.read(FRAMES, version=source[FRAMES.name],
                        columns=["frame_id", "clip_id", "t_s", "role", "media_uri"]).to_pylist()
     fps1: dict[str, list[tuple[float, str]]] = defaultdict(list)
@@ -97,7 +98,7 @@ def _clip_tokens(lake: Lake, source: dict[str, Any]) -> tuple[dict[str, str], di
         toks = [tokens.get(fid) for _, fid in sorted(found)]
         if toks and all(toks):
             out[clip_id] = "".join(f"{s['frame_start']}{t}{s['frame_end']}" for t in toks)
-    return out, view_clip, fps1
+    return out, view_clip
 
 
 def clip_token_string(frame_tokens: str | None) -> str:

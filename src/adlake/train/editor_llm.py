@@ -153,8 +153,7 @@ def train_llm(lake: Lake, force: bool = False) -> dict[str, Any]:
             answer_s = time.perf_counter() - start
             log.info("benchmark answers: %d samples in %.1f s", len(predictions), answer_s)
             path = common.write_predictions(lake, "llm", predictions)
-            figures = common.scores_against_baselines(lake, common.bench_of(inputs.bench_rows), inputs.bench_rows,
-                                                      predictions)
+            figures = common.scores_against_baselines(lake, inputs.bench_rows, predictions)
             m = lc.gate_metric
             best = max((f.get(m) or 0.0) for name, f in figures.items() if name != "model")
             ours = figures["model"].get(m)

@@ -90,8 +90,7 @@ def train_ssmp_model(lake: Lake, force: bool = False) -> dict[str, Any]:
                                       "SSMP self-paced mask ratio"), "plots")
         answers, unseen = ssmp_answers(model, inputs.bench_rows, clip_vectors, cfg)
         paths = {name: common.write_predictions(lake, name, preds) for name, preds in answers.items()}
-        bench = common.bench_of(inputs.bench_rows)
-        figures = {name: common.scores_against_baselines(lake, bench, inputs.bench_rows, preds)
+        figures = {name: common.scores_against_baselines(lake, inputs.bench_rows, preds)
                    for name, preds in answers.items()}
         benchmark = {**{name: f["model"] for name, f in figures.items()},
                      **{b: f for b, f in figures["ssmp_greedy"].items() if b != "model"}}

@@ -47,7 +47,7 @@ def tiny_model(conf, vocab_size: int, seq_len: int, seed: int):
 def load_model(path: str, dtype: torch.dtype):
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    return (AutoModelForCausalLM.from_pretrained(path, torch_dtype=dtype, local_files_only=True),
+    return (AutoModelForCausalLM.from_pretrained(path, dtype=dtype, local_files_only=True),
             AutoTokenizer.from_pretrained(path, local_files_only=True))
 
 
@@ -93,7 +93,8 @@ class StageResult:
                 "frozen_changed": self.frozen_changed}
 
 
-def _batches(n: int, batch: int, steps: int, rng: np.random.Generator):
+def _batches(n: int, batch: int, rng: np.random.Generator):
+    """Endless batches of indices: seeded permutations, one epoch after another."""
     order: list[int] = []
     while True:
         if len(order) < batch:
@@ -141,7 +142,7 @@ def train_stage(model, data, stage_conf, *, stage: str, first_new: int | None, p
     model.to(dev).train()
     if dev.type == "cuda":
         torch.cuda.reset_peak_memory_stats(dev)
-    batches = _batches(len(data.ids), stage_conf.batch_size, stage_conf.steps, rng)
+    batches = _batches(len(data.ids), stage_conf.batch_size, rng)
     start = time.perf_counter()
     try:
         for step in range(stage_conf.steps):
