@@ -23,13 +23,14 @@ def train_editor():
 
         return run_task(main, job_argv())
 
-    @task(multiple_outputs=False)
+    # all_done: a failed LLM does not keep SSMP from training
+    @task(multiple_outputs=False, trigger_rule="all_done")
     def train_ssmp() -> dict:
         from jobs.train_ssmp import main
 
         return run_task(main, job_argv())
 
-    # all_done: one model's failure still gets the other scored
+    # all_done: one model's failure still gets the other scored (with none, it is skipped)
     @task(multiple_outputs=False, trigger_rule="all_done")
     def score_editor() -> dict:
         from jobs.score_editor import main

@@ -127,7 +127,7 @@ def test_train_editor_trains_one_model_after_the_other_and_scores_whatever_finis
     dag = dagbag[0]["train_editor"]
     tasks = {t.task_id: t for t in dag.tasks}
     assert set(tasks) == {"train_llm", "train_ssmp", "score_editor"}
-    assert tasks["train_ssmp"].upstream_task_ids == {"train_llm"}
+    assert tasks["train_ssmp"].upstream_task_ids == {"train_llm"} and tasks["train_ssmp"].trigger_rule == "all_done"
     assert tasks["score_editor"].upstream_task_ids == {"train_ssmp"} and tasks["score_editor"].trigger_rule == "all_done"
     assert type(dag.timetable).__name__ == "NullTimetable" and dag.max_active_runs == 1  # the ML team triggers it
 

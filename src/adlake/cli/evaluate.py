@@ -172,12 +172,17 @@ def evaluate_benchmark(
 ) -> None:
     """Score PREDICTIONS (JSONL; each file one system, named by its stem) on the benchmark beside the random and
     embedding baselines, with bootstrap intervals; JSON, Markdown, MLflow."""
+    from adlake.evaluate.report import BASELINES
     from jobs.score_benchmark import main as score_main
 
     argv = []
+    stems = [p.stem for p in predictions or []]
     for path in predictions or []:
         if not path.is_file():
             raise typer.BadParameter(f"{path} is not a file")
+        if stems.count(path.stem) > 1 or path.stem in BASELINES:
+            raise typer.BadParameter(f"{path}: each file names one system by its stem, distinct and none of "
+                                     f"{', '.join(BASELINES)}")
         argv += ["--predictions", str(path)]
     if benchmark_version is not None:
         argv += ["--benchmark-version", str(benchmark_version)]

@@ -75,7 +75,7 @@ def evaluate(lake: Lake, predictions_path: Path | list[Path] | None = None, *, b
              name: str | None = None) -> dict[str, Any]:
     """Score the predictions files (if any; each named by its stem) and the baselines on one benchmark version,
     each figure with its bootstrap interval, ranked only where the benchmark separates the systems; log and
-    write the report. ``name`` names the report (default: the one predictions file's stem, or baselines)."""
+    write the report. ``name`` names the report (default: the files' stems joined by +, or baselines)."""
     from adlake.datasets.build import BENCHMARK_NAME
     from adlake.evaluate.judge import judge
     from adlake.tracking import job_run
@@ -94,7 +94,7 @@ def evaluate(lake: Lake, predictions_path: Path | list[Path] | None = None, *, b
     for path in paths:
         predictions[path.stem] = read_predictions(path)
         systems[path.stem], per_sample[path.stem] = score(bench, predictions[path.stem], wps)
-    name = name or (paths[0].stem if len(paths) == 1 else None)
+    name = name or ("+".join(p.stem for p in paths) if paths else None)
     for system, baseline in baseline_predictions(lake, bench, source).items():
         systems[system], per_sample[system] = score(bench, baseline, wps)
     conf = lake.settings.evaluate

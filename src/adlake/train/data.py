@@ -45,7 +45,9 @@ def read_editor_inputs(lake: Lake) -> EditorInputs:
     missing = [k for k, v in versions.items() if v is None]
     if missing:
         raise NothingToDo(f"{', '.join(missing)} do not exist yet: run ads_features and training_sets first")
-    bench_rows = lake.read(BENCHMARK).to_pylist()
+    from adlake.datasets.build import BENCHMARK_NAME
+
+    bench_rows = lake.read(BENCHMARK, where=f"benchmark = {sql_literal(BENCHMARK_NAME)}").to_pylist()
     if not bench_rows:
         raise NothingToDo(f"{BENCHMARK.name}@v{versions[BENCHMARK.name]} holds no samples")
     source = json.loads(bench_rows[0]["source_versions"])
