@@ -151,3 +151,14 @@ def fifo_canary(path: Path) -> tuple[threading.Event, list]:
                 time.sleep(0.005)
     threading.Thread(target=watch, daemon=True).start()
     return stop, opened
+
+
+@pytest.fixture
+def one_torch_thread():
+    """Tiny torch models run fastest on one thread, and a busy 2-core machine does not oversubscribe it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)

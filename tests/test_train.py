@@ -21,13 +21,7 @@ from adlake.train.vocab import VocabularyError, extend, init_new_rows, plain_tex
 TEXTS = ["Product: trail shoes. Selling points: light; waterproof. Pick the clips and put them in order.",
          "C1: Step into the rain without a second thought.", '[{"clip": "C3", "script": "Light as air.", '
          '"subtitles": ["Light as air."]}]', "Which clips belong to this product's ad? C1, C2, C4"] * 3
-@pytest.fixture(autouse=True)
-def one_thread():
-    """One torch thread: two on a 2-core machine beside another busy process run many times slower."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 TINY = TinyLlmConf(hidden_size=32, layers=1, heads=2, kv_heads=1, intermediate_size=64, base_vocab=300)

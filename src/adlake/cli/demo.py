@@ -27,6 +27,16 @@ from adlake.cli.models import (
 )
 
 
+def run_outputs(dag_id: str) -> tuple[bool, dict]:
+    """Run a DAG through Airflow: whether it succeeded, and each task's output."""
+    try:
+        outcome = run(dag_id, param=[], as_json=False)
+    except typer.Exit:
+        out.print(f"[red]{dag_id} failed[/]")
+        return False, {}
+    return True, {t.task_id: t.output for t in outcome.tasks}
+
+
 @app.command()
 def demo(
     # 72 ads give about 1,200 frames at 1 fps: enough for a held-out split of whole videos (issue 5's bar)
@@ -121,13 +131,7 @@ def demo(
         hits = loaded.search(loaded.vector_of(query), 3)[0]
         out.print(f"adlake search --clip {query} --k 3 → " + ", ".join(f"{h.id} ({h.score:.3f})" for h in hits))
     console.rule("9/11 training_sets through Airflow: splits, task samples, benchmark, baselines; the lake")
-    sets_ok = True
-    try:
-        outcome = run("training_sets", param=[], as_json=False)
-    except typer.Exit:
-        sets_ok, outcome = False, None
-        out.print("[red]training_sets failed[/]")
-    outputs = {} if outcome is None else {t.task_id: t.output for t in outcome.tasks}
+    sets_ok, outputs = run_outputs("training_sets")
     if outputs:
         print_training_sets(outputs["build_training_sets"])
     tables(show_all=False, as_json=False)
@@ -147,13 +151,7 @@ def demo(
             for f in previews["failed"]:
                 out.print(f"  [red]{f['sample_id']} {f['system']}: {f['error']}[/] {f['message']}")
     console.rule("11/11 train_editor through Airflow: the LLM's extended vocabulary and two stages, SSMP, scored")
-    editor_ok = True
-    try:
-        outcome = run("train_editor", param=[], as_json=False)
-    except typer.Exit:
-        editor_ok, outcome = False, None
-        out.print("[red]train_editor failed[/]")
-    trained_out = {} if outcome is None else {t.task_id: t.output for t in outcome.tasks}
+    editor_ok, trained_out = run_outputs("train_editor")
     print_editor_training(trained_out)
     if trained_out.get("score_editor"):
         print_benchmark_report(trained_out["score_editor"])
