@@ -31,19 +31,23 @@ def write_predictions(lake: Lake, system: str, predictions: dict[str, dict[str, 
     return path
 
 
-def scores_against_baselines(lake: Lake, rows: list[dict[str, Any]], predictions: dict[str, dict[str, Any]]
+def scores_against_baselines(lake: Lake, rows: list[dict[str, Any]], systems: dict[str, dict[str, dict[str, Any]]]
                              ) -> dict[str, dict[str, Any]]:
-    """The system's figures (``model``) and the random and embedding baselines', on the same benchmark rows,
-    by the same code as the report."""
+    """Each system's figures and the random and embedding baselines' (computed once), on the same benchmark
+    rows, by the same code as the report."""
     from adlake.evaluate.report import baseline_predictions
 
     bench = load_benchmark(rows)
     wps = lake.settings.evaluate.words_per_second
     source = json.loads(rows[0]["source_versions"])
-    out = {"model": score(bench, predictions, wps)[0]}
-    for name, preds in baseline_predictions(lake, bench, source).items():
-        out[name] = score(bench, preds, wps)[0]
-    return out
+    everything = {**systems, **baseline_predictions(lake, bench, source)}
+    return {name: score(bench, preds, wps)[0] for name, preds in everything.items()}
+
+
+def numeric(figures: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """``benchmark.<system>.<metric>`` for every number among the figures (MLflow metrics)."""
+    return {f"benchmark.{name}.{k}": v for name, f in figures.items() for k, v in f.items()
+            if isinstance(v, int | float) and not isinstance(v, bool)}
 
 
 def training_key(*parts: Any) -> str:

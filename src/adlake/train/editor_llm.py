@@ -153,13 +153,12 @@ def train_llm(lake: Lake, force: bool = False) -> dict[str, Any]:
             answer_s = time.perf_counter() - start
             log.info("benchmark answers: %d samples in %.1f s", len(predictions), answer_s)
             path = common.write_predictions(lake, "llm", predictions)
-            figures = common.scores_against_baselines(lake, inputs.bench_rows, predictions)
+            figures = common.scores_against_baselines(lake, inputs.bench_rows, {"llm": predictions})
             m = lc.gate_metric
-            best = max((f.get(m) or 0.0) for name, f in figures.items() if name != "model")
-            ours = figures["model"].get(m)
+            best = max((f.get(m) or 0.0) for name, f in figures.items() if name != "llm")
+            ours = figures["llm"].get(m)
             passed = ours is not None and ours >= best + lc.promote_margin
-            run.metrics({f"benchmark.{name}.{k}": v for name, f in figures.items() for k, v in f.items()
-                         if isinstance(v, int | float) and not isinstance(v, bool)})
+            run.metrics(common.numeric(figures))
             run.artifact(path, "predictions")
             bundle = out / "editor"
             model.save_pretrained(bundle)

@@ -90,12 +90,8 @@ def train_ssmp_model(lake: Lake, force: bool = False) -> dict[str, Any]:
                                       "SSMP self-paced mask ratio"), "plots")
         answers, unseen = ssmp_answers(model, inputs.bench_rows, clip_vectors, cfg)
         paths = {name: common.write_predictions(lake, name, preds) for name, preds in answers.items()}
-        figures = {name: common.scores_against_baselines(lake, inputs.bench_rows, preds)
-                   for name, preds in answers.items()}
-        benchmark = {**{name: f["model"] for name, f in figures.items()},
-                     **{b: f for b, f in figures["ssmp_greedy"].items() if b != "model"}}
-        run.metrics({f"benchmark.{name}.{k}": v for name, f in benchmark.items() for k, v in f.items()
-                     if isinstance(v, int | float) and not isinstance(v, bool)})
+        benchmark = common.scores_against_baselines(lake, inputs.bench_rows, answers)
+        run.metrics(common.numeric(benchmark))
         torch.save({"config": asdict(cfg), "state_dict": model.state_dict()}, out / "ssmp.pt")
         run.artifact(out / "ssmp.pt", "model")
         for p in paths.values():
